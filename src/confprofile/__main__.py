@@ -1,0 +1,3 @@
+from confprofile.cli import main
+
+main()

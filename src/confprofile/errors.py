@@ -1,0 +1,31 @@
+"""User-facing errors. The CLI turns an `InputError` into one line and exit code 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class InputError(Exception):
+    """Bad user input: names the file, the line (1-based) and the field at fault."""
+
+    def __init__(self, path: str | Path | None, line: int | None, field: str | None, message: str):
+        self.path, self.line, self.field, self.message = path, line, field, message
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        where = str(self.path) if self.path is not None else "<input>"
+        if self.line is not None:
+            where += f":{self.line}"
+        if self.field:
+            where += f": field '{self.field}'"
+        return f"{where}: {self.message}"
+
+
+class MissingExtraError(RuntimeError):
+    """An optional dependency (vllm, ray, ...) is not installed."""
+
+    def __init__(self, package: str, extra: str, purpose: str):
+        super().__init__(
+            f"{purpose} needs the optional package '{package}', which is not installed. "
+            f"Install it with: pip install 'confprofile[{extra}]'"
+        )
