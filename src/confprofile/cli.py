@@ -33,6 +33,24 @@ from confprofile.bench.profilebench import generate_command  # noqa: E402
 
 app.command("generate", help="Generate a synthetic ProfileBench split (users, gold, taxonomy, card).")(generate_command)
 # (later stages register below)
+from confprofile.aggregate.cli import aggregate_command  # noqa: E402
+
+app.command("aggregate", help="Vote teacher answers into calibrated pseudo-labels (majority, weighted, dawid_skene).")(aggregate_command)
+from confprofile.synthesize import label_command  # noqa: E402
+
+app.command("label", help="Label users with the teacher panel into answers.parquet (resumable cache).")(label_command)
+from confprofile.bench.importers import import_app  # noqa: E402
+
+app.add_typer(import_app, name="import", help="Import MovieLens-100K or your own CSV/Parquet table.")
+from confprofile.evaluate import evaluate_command  # noqa: E402
+
+app.command("evaluate", help="Score predictions against gold: P/R/F1, macro F1, coverage, ECE, Brier, AUROC.")(evaluate_command)
+from confprofile.distill import distill_command, sft_command  # noqa: E402
+from confprofile.predict import predict_command  # noqa: E402
+
+app.command("sft", help="Build sft.jsonl (chat records + confidence weights) from users and pseudo-labels.")(sft_command)
+app.command("distill", help="Confidence-weighted SFT of a student (tiny, smollm2 or an HF dir) on sft.jsonl.")(distill_command)
+app.command("predict", help="Batched student predictions into predictions.parquet (abstains on unparseable output).")(predict_command)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -89,3 +90,104 @@ def load_causal_lm(spec: str | Path, dtype: str = "auto", device: str | None = N
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device)
     model.eval()
     return model, tokenizer
+
+
+# ---- the `tiny` student: a small Qwen3 built from config, with a tokenizer trained on the run's text ----
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
+
+# ChatML with {% generation %} markers around the assistant content, so TRL's assistant_only_loss works.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}"
+    "{{ '<|im_start|>assistant\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\n' }}"
+    "{% else %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def train_tiny_tokenizer(texts: Iterable[str], vocab_size: int = 1024):
+    """A byte-level BPE tokenizer trained on `texts` (any byte sequence stays encodable)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    core.train_from_iterator(texts, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        bos_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|pad|>",
+        unk_token=None,
+        padding_side="left",
+    )
+    tokenizer.chat_template = CHATML_TEMPLATE
+    return tokenizer
+
+
+def build_tiny_student(
+    texts: Iterable[str],
+    out_dir: str | Path,
+    *,
+    hidden: int = 128,
+    layers: int = 2,
+    vocab_size: int = 1024,
+    seed: int = 0,
+) -> Path:
+    """Build a randomly initialised tiny Qwen3 + its tokenizer into `out_dir`; return the directory.
+
+    Recipe measured in CPU-STACK.md: 128 hidden, 2 layers, 4 heads (2 KV heads, head_dim 32),
+    intermediate 3x hidden, tied embeddings, fp32. Seconds per epoch on CPU; for tests and demos.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, GenerationConfig, Qwen3Config
+
+    tokenizer = train_tiny_tokenizer(texts, vocab_size)
+    heads = max(1, hidden // 32)
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=max(1, heads // 2),
+        head_dim=hidden // heads,
+        intermediate_size=3 * hidden,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.generation_config = GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False
+    )
+    out_dir = Path(out_dir)
+    tmp_dir = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    model.save_pretrained(tmp_dir)
+    tokenizer.save_pretrained(tmp_dir)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp_dir, out_dir)
+    return out_dir
+
+
+def resolve_student(spec: str | Path, texts: Iterable[str] | None = None, work_dir: str | Path | None = None) -> Path:
+    """A student spec -> an HF directory: `tiny` (built on `texts` into `work_dir`), `smollm2`, or a local dir."""
+    if str(spec).lower() == "tiny":
+        if texts is None or work_dir is None:
+            raise ValueError("the tiny student needs the run's texts and a work_dir to build into")
+        return build_tiny_student(texts, Path(work_dir) / "tiny-init")
+    return resolve_model_dir(spec)

@@ -3,5 +3,8 @@
 from confprofile.teachers.base import TEACHERS, Teacher, TeacherConfig, TeacherReply, TeacherRequest, build_teacher
 
 # built-in backends register themselves on import (one line each):
+import confprofile.teachers.openai_compat  # noqa: E402,F401  (openai)
+import confprofile.teachers.transformers_backend  # noqa: E402,F401  (transformers)
+import confprofile.teachers.smollm2  # noqa: E402,F401  (smollm2)
 
 __all__ = ["TEACHERS", "Teacher", "TeacherConfig", "TeacherReply", "TeacherRequest", "build_teacher"]

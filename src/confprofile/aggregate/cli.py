@@ -1,0 +1,53 @@
+"""The `confprofile aggregate` verb: a thin wrapper over `stage.run_aggregation` (heavy imports inside)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from confprofile.errors import InputError
+
+
+def read_answers(path: Path):
+    """The answers table as a pandas DataFrame; a missing or unreadable file is an InputError."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pandas()
+    except FileNotFoundError:
+        raise InputError(path, None, None, "file not found") from None
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise InputError(path, None, None, f"not a readable Parquet answers table ({exc})") from None
+
+
+def aggregate_command(
+    answers: Path = typer.Option(..., "--answers", help="answers.parquet from `confprofile label`."),
+    method: str = typer.Option("weighted", "--method", help="majority, weighted or dawid_skene."),
+    calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Teacher prior + confidence calibration and class balance."),
+    out: Path = typer.Option(Path("pseudo_labels.parquet"), "--out", help="Output pseudo_labels.parquet."),
+    taxonomy: str = typer.Option(None, "--taxonomy", help="Taxonomy YAML or built-in name (fixes label order, drops labels outside it)."),
+    keep_threshold: float = typer.Option(0.5, "--keep-threshold", help="Minimum calibrated confidence for kept=true."),
+) -> None:
+    """Vote teacher answers into pseudo-labels and print a per-dimension summary."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from confprofile.aggregate.base import AGGREGATORS
+    from confprofile.aggregate.stage import DEFAULT_CALIBRATION, run_aggregation
+    from confprofile.files import atomic_write_parquet
+    from confprofile.taxonomy import Taxonomy
+
+    if method not in AGGREGATORS:
+        raise InputError(None, None, "--method", f"unknown method {method!r}; choose from {AGGREGATORS.names()}")
+    tax = Taxonomy.load(taxonomy) if taxonomy else None
+    table, summary = run_aggregation(read_answers(answers), method=method, calibrate=DEFAULT_CALIBRATION if calibrate else (),
+                                     keep_threshold=keep_threshold, taxonomy=tax)
+    atomic_write_parquet(out, table)
+    view = Table(title=f"pseudo-labels ({table['method'].iloc[0] if len(table) else method}) -> {out}")
+    for col in ("dimension", "labels before balancing", "labels after", "mean conf", "kept", "teacher agreement"):
+        view.add_column(col)
+    for row in summary.itertuples():
+        fmt = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items(), key=lambda kv: -kv[1]))  # noqa: E731
+        view.add_row(row.dimension, fmt(row.before), fmt(row.after), f"{row.mean_confidence:.3f}", f"{row.kept:.1%}", f"{row.teacher_agreement:.1%}")
+    Console().print(view)

@@ -1,0 +1,116 @@
+"""Majority and confidence-weighted voting, as bincounts over the encoded answers.
+
+Each answer is an opinion over the K labels: with a label distribution (`label_probs`) it is that
+distribution, otherwise "my label, with probability `confidence`; no information otherwise". A
+teacher's k samples of one user share one vote (each weighs 1/k). Abstentions and missing answers
+carry no vote.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from confprofile.aggregate.base import AGGREGATORS, EPS, Aggregator, DimAnswers, Encoded, decide
+
+
+def vote_matrix(user: np.ndarray, label: np.ndarray, weight: np.ndarray, n_users: int, k: int) -> np.ndarray:
+    """(n_users, k) sum of `weight` per user and label, over answers with a label (label >= 0)."""
+    m = label >= 0
+    flat = user[m].astype(np.int64) * k + label[m]
+    return np.bincount(flat, weights=weight[m], minlength=n_users * k).reshape(n_users, k)
+
+
+def dist_matrix(user: np.ndarray, probs: np.ndarray, weight: np.ndarray, n_users: int) -> np.ndarray:
+    """(n_users, K) weighted sum of label distributions (rows of `probs`, NaN rows skipped)."""
+    rows = np.isfinite(probs[:, 0])
+    return np.stack(
+        [np.bincount(user[rows], weights=weight[rows] * probs[rows, j], minlength=n_users) for j in range(probs.shape[1])],
+        axis=1,
+    )
+
+
+def answer_masks(part: DimAnswers) -> tuple[np.ndarray, np.ndarray]:
+    """(voting answers given as a single label, voting answers given as a distribution)."""
+    has_dist = np.isfinite(part.probs[:, 0]) if part.probs is not None else np.zeros(len(part.label), bool)
+    voting = part.voting
+    return voting & ~has_dist, voting & has_dist
+
+
+def uniform(k: int) -> np.ndarray:
+    return np.full(k, 1.0 / k)
+
+
+def normalize_rows(m: np.ndarray) -> np.ndarray:
+    total = m.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, m / total, np.nan)
+
+
+def confidence_votes(part: DimAnswers, enc: Encoded, sw: np.ndarray) -> np.ndarray:
+    """Linear vote mass: sum of weight x confidence on each answer's label (or its distribution)."""
+    single, dist = answer_masks(part)
+    votes = vote_matrix(part.user, np.where(single, part.label, -1), sw * np.maximum(part.conf, EPS), enc.n_users, part.k)
+    if dist.any():
+        votes += dist_matrix(part.user[dist], part.probs[dist], sw[dist], enc.n_users)
+    return votes
+
+
+@AGGREGATORS.register("majority")
+class MajorityVote(Aggregator):
+    """One vote per teacher (its samples split it); posterior = vote share. Ignores confidence."""
+
+    name = "majority"
+
+    def _fit_dim(self, name, part, enc):
+        sw = part.sample_weight(enc.n_users, len(enc.teachers))
+        counts = vote_matrix(part.user, part.label, sw, enc.n_users, part.k)
+        return normalize_rows(counts), counts, uniform(part.k)
+
+
+def log_evidence(part: DimAnswers, index: np.ndarray, n_rows: int, sw: np.ndarray) -> np.ndarray:
+    """(n_rows, K) naive-Bayes log evidence, summed per `index` (a user or a user-teacher pair per answer).
+
+    A label answer with confidence c adds log(c (K-1) / (1 - c)) to its label (c is floored just
+    above chance, so an answer is never evidence against its own label); a distribution adds its
+    log-probabilities.
+    """
+    k = part.k
+    single, dist = answer_masks(part)
+    conf = np.clip(part.conf, 1.0 / k + 1e-3, 1 - 1e-3)
+    evidence = vote_matrix(index, np.where(single, part.label, -1), sw * np.log(conf * (k - 1) / (1 - conf)), n_rows, k)
+    if dist.any():
+        logp = np.log(np.clip(part.probs[dist], 1e-4, 1.0))
+        evidence += dist_matrix(index[dist], logp - logp.max(axis=1, keepdims=True), sw[dist], n_rows)
+    return evidence
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    out = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return out / out.sum(axis=1, keepdims=True)
+
+
+@AGGREGATORS.register("weighted")
+class WeightedVote(Aggregator):
+    """Confidence-weighted vote; the posterior is naive Bayes over the (calibrated) confidences.
+
+    `weights="confidence"`: label = argmax of summed confidence (the Conf-Profile vote).
+    `weights="log_odds"`: label = argmax of summed log(c (K-1) / (1 - c)), the Bayes decision for
+    independent calibrated teachers. Either way the confidence is the naive-Bayes posterior of the
+    label, which is over-confident when teachers share errors (calibration cannot see that).
+    """
+
+    name = "weighted"
+
+    def __init__(self, taxonomy=None, weights: str = "confidence"):
+        super().__init__(taxonomy)
+        if weights not in ("confidence", "log_odds"):
+            raise ValueError(f"weights must be 'confidence' or 'log_odds', not {weights!r}")
+        self.weights = weights
+
+    def _fit_dim(self, name, part, enc):
+        sw = part.sample_weight(enc.n_users, len(enc.teachers))
+        votes = confidence_votes(part, enc, sw)
+        post = softmax(log_evidence(part, part.user, enc.n_users, sw))
+        if self.weights == "confidence":  # decide by the vote, report the posterior of that decision
+            self.decisions_[name] = decide(votes)
+        return post, votes, uniform(part.k)

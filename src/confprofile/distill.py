@@ -1,0 +1,361 @@
+"""Stage 1c: distil the pseudo-labels into a student LLM with confidence-weighted SFT.
+
+1. `build_sft_records`: one chat record per user (the compact `student` prompt, the rendered user data,
+   and an assistant turn = short rationale + JSON profile with the aggregated confidences) and a `weight`
+   from the pseudo-label confidences, so that users the teachers agreed on teach more.
+2. `train_student`: TRL's SFTTrainer with a per-sequence weighted loss on the assistant tokens only,
+   optional LoRA (PEFT), gradient accumulation, checkpoints and resume. Students: `tiny` (a small Qwen3
+   built from config, tokenizer trained on these records), `smollm2`, or any local HF directory.
+
+Not-kept pseudo-labels (`kept == False`, low agreement or confidence) are handled by `not_kept`:
+- `mask` (default): the dimension's target becomes `{"label": "unknown", "confidence": 0.0}`, so the
+  student learns to abstain where the teachers were unsure, and the dimension adds nothing to the weight;
+- `drop`: a record with any not-kept dimension is left out.
+A record whose dimensions are all not kept is always left out (it would teach only abstentions).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import typer
+
+from confprofile.errors import InputError
+from confprofile.files import atomic_write_json, atomic_write_jsonl
+from confprofile.registry import Registry
+from confprofile.taxonomy import UNKNOWN, Taxonomy
+
+STUDENT_NOTE = "confprofile_student.json"  # written last into a finished student directory
+RATIONALE_CHARS = 80  # per dimension in the SFT target: long enough to cite evidence, short to generate
+
+# ---- SFT records ----------------------------------------------------------------------------------
+
+# weight functions: confidences of the kept dimensions of one user -> that record's weight
+WEIGHT_FNS: Registry[Callable[[Sequence[float]], float]] = Registry("weight function")
+WEIGHT_FNS.register("mean_confidence")(lambda cs: sum(cs) / len(cs) if cs else 0.0)
+WEIGHT_FNS.register("min_confidence")(lambda cs: min(cs) if cs else 0.0)
+WEIGHT_FNS.register("geometric_mean")(lambda cs: math.exp(sum(math.log(max(c, 1e-6)) for c in cs) / len(cs)) if cs else 0.0)
+WEIGHT_FNS.register("uniform")(lambda cs: 1.0)
+
+NOT_KEPT_MODES = ("mask", "drop")
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def build_target(labels: dict[str, dict], taxonomy: Taxonomy, rationale: bool = True) -> str:
+    """The assistant turn: `Rationale: dim: why; ...` then the JSON profile (one key per dimension)."""
+    from confprofile.prompts import format_answer
+
+    profile, reasons = {}, []
+    for dim in taxonomy.dimension_names:
+        entry = labels.get(dim, {"label": UNKNOWN, "confidence": 0.0})
+        profile[dim] = {"label": entry["label"], "confidence": round(float(entry["confidence"]), 2)}
+        if rationale and entry.get("rationale") and entry["label"] != UNKNOWN:
+            reasons.append(f"{dim}: {_clip(entry['rationale'], RATIONALE_CHARS)}")
+    return format_answer(profile, "; ".join(reasons) if reasons else None)
+
+
+def build_sft_records(
+    users,
+    pseudo_labels,
+    taxonomy: Taxonomy,
+    *,
+    weight_fn: str = "mean_confidence",
+    not_kept: str = "mask",
+    rationale: bool = True,
+    max_user_tokens: int = 384,
+    count_tokens: Callable[[str], int] | None = None,
+) -> list[dict]:
+    """One `{"messages", "weight", "user_id"}` record per user with at least one kept pseudo-label.
+
+    `pseudo_labels` is the pseudo_labels.parquet DataFrame; users without any row are skipped.
+    """
+    from confprofile.data import render_user
+    from confprofile.prompts import build_messages
+
+    if not_kept not in NOT_KEPT_MODES:
+        raise ValueError(f"not_kept must be one of {NOT_KEPT_MODES}, got {not_kept!r}")
+    weigh = WEIGHT_FNS.get(weight_fn)
+    dims = set(taxonomy.dimension_names)
+    by_user: dict[str, dict[str, dict]] = {}
+    for row in pseudo_labels.itertuples(index=False):
+        if row.dimension in dims:
+            by_user.setdefault(str(row.user_id), {})[row.dimension] = {
+                "label": row.label or UNKNOWN,
+                "confidence": float(row.confidence or 0.0),
+                "kept": bool(row.kept),
+                "rationale": getattr(row, "rationale", "") or "",
+            }
+    records = []
+    for user in users:
+        rows = by_user.get(str(user.user_id))
+        if not rows or not any(r["kept"] for r in rows.values()):
+            continue
+        if not_kept == "drop" and not all(r["kept"] for r in rows.values()):
+            continue
+        labels = {
+            dim: r if r["kept"] else {"label": UNKNOWN, "confidence": 0.0, "rationale": ""} for dim, r in rows.items()
+        }
+        confidences = [r["confidence"] for r in rows.values() if r["kept"]]
+        messages = build_messages(render_user(user, max_user_tokens, count_tokens), taxonomy, "student")
+        messages.append({"role": "assistant", "content": build_target(labels, taxonomy, rationale)})
+        records.append({"messages": messages, "weight": float(weigh(confidences)), "user_id": str(user.user_id)})
+    return records
+
+
+def load_sft(path: str | Path) -> list[dict]:
+    """Read sft.jsonl, checking each record's shape (InputError names the line)."""
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise InputError(path, number, None, f"not valid JSON ({exc})") from None
+            messages = record.get("messages")
+            if not isinstance(messages, list) or not messages or messages[-1].get("role") != "assistant":
+                raise InputError(path, number, "messages", "needs a list of chat messages ending with an assistant turn")
+            weight = record.get("weight", 1.0)
+            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not weight >= 0:
+                raise InputError(path, number, "weight", f"must be a number >= 0, got {weight!r}")
+            records.append({"messages": messages, "weight": float(weight), "user_id": str(record.get("user_id", number))})
+    if not records:
+        raise InputError(path, None, None, "no SFT records")
+    return records
+
+
+def sft_command(
+    users: Path = typer.Option(..., help="users.jsonl (or CSV/Parquet) of the users to distil on."),
+    pseudo_labels: Path = typer.Option(..., help="pseudo_labels.parquet from `confprofile aggregate`."),
+    out: Path = typer.Option(..., help="Where to write sft.jsonl."),
+    taxonomy: str = typer.Option("profilebench", help="Built-in taxonomy name or a taxonomy YAML path."),
+    weight_fn: str = typer.Option("mean_confidence", help=f"Record weight from the kept confidences: {', '.join(WEIGHT_FNS.names())}."),
+    not_kept: str = typer.Option("mask", help="Not-kept pseudo-labels: 'mask' (target unknown) or 'drop' (drop the record)."),
+    rationale: bool = typer.Option(True, help="Put a short rationale line before the JSON profile."),
+    max_user_tokens: int = typer.Option(384, help="Token budget for the rendered user data."),
+) -> None:
+    """Build sft.jsonl (chat messages + weight) from users and their pseudo-labels."""
+    import pandas as pd
+
+    from confprofile.data import load_users
+
+    if not pseudo_labels.exists():
+        raise InputError(pseudo_labels, None, None, "file not found")
+    records = build_sft_records(
+        load_users(users), pd.read_parquet(pseudo_labels), Taxonomy.load(taxonomy),
+        weight_fn=weight_fn, not_kept=not_kept, rationale=rationale, max_user_tokens=max_user_tokens,
+    )
+    atomic_write_jsonl(out, records)
+    typer.echo(f"{len(records)} SFT records -> {out}")
+
+
+# ---- training -------------------------------------------------------------------------------------
+
+
+@dataclass
+class DistillConfig:
+    """Knobs of the SFT student. Defaults suit the `tiny` student on CPU; see `for_student`."""
+
+    student: str = field(default="tiny", metadata={"help": "'tiny' (Qwen3 from config, tokenizer trained on the SFT texts), 'smollm2', or a local HF dir."})
+    epochs: float = field(default=5.0, metadata={"help": "Passes over the SFT records."})
+    lr: float = field(default=1e-3, metadata={"help": "Peak learning rate (cosine schedule, 5% warmup). ~1e-3 tiny, ~2e-4 LoRA, ~2e-5 full FT."})
+    batch_size: int = field(default=8, metadata={"help": "Sequences per device step."})
+    grad_accum: int = field(default=1, metadata={"help": "Steps accumulated per optimiser update."})
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank; 0 trains all parameters."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha."})
+    lora_targets: str = field(default="all-linear", metadata={"help": "Comma-separated module names for LoRA, or 'all-linear'."})
+    merge_lora: bool = field(default=True, metadata={"help": "Merge LoRA into the base on save (else save the adapter + a note of its base)."})
+    max_length: int | None = field(default=2048, metadata={"help": "Longest tokenised record; longer ones are truncated (keep_start)."})
+    seed: int = field(default=0, metadata={"help": "Seed for init, shuffling and dropout."})
+    save_steps: int = field(default=200, metadata={"help": "Checkpoint every N optimiser steps (under OUT/checkpoints)."})
+    resume: bool = field(default=True, metadata={"help": "Continue from the last checkpoint in OUT/checkpoints if there is one."})
+    normalize_weights: bool = field(default=True, metadata={"help": "Rescale record weights to mean 1, so the LR means the same as unweighted SFT."})
+    tiny_hidden: int = field(default=128, metadata={"help": "Hidden size of the tiny student."})
+    tiny_layers: int = field(default=2, metadata={"help": "Layers of the tiny student."})
+    tiny_vocab: int = field(default=1024, metadata={"help": "BPE vocabulary of the tiny student's tokenizer."})
+    logging_steps: int = field(default=10, metadata={"help": "Log the loss every N steps."})
+    max_steps: int = field(default=-1, metadata={"help": "Stop after N optimiser steps (-1: run all epochs)."})
+
+
+def _weighted_trainer_class():
+    """SFTTrainer whose loss is the weight-scaled mean over sequences of each one's assistant-token NLL."""
+    import torch
+    from trl import SFTTrainer
+
+    class WeightedSFTTrainer(SFTTrainer):
+        loss_is_scaled_for_ga = False  # our loss is a per-micro-batch mean: Trainer divides by the GA steps
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            weights = inputs.pop("weight", None)
+            outputs = model(**inputs, use_cache=False, fused_lm_head=True)  # per-token log-probs, 0 where label -100
+            tokens = outputs.label_mask.sum(-1)
+            per_sequence = -outputs.log_probs.sum(-1) / tokens.clamp(min=1)
+            if weights is None:
+                weights = torch.ones_like(per_sequence)
+            loss = (weights.to(per_sequence) * per_sequence).mean()
+            mode = "train" if model.training else "eval"
+            valid = tokens.sum().clamp(min=1)
+            self._metrics[mode]["mean_token_accuracy"].append((outputs.is_top1.sum() / valid).item())
+            self._metrics[mode]["entropy"].append((outputs.entropy.detach().sum() / valid).item())
+            return (loss, outputs) if return_outputs else loss
+
+    return WeightedSFTTrainer
+
+
+class WeightedCollator:
+    """TRL's language-modelling collator, plus a `weight` tensor carried from the dataset column."""
+
+    def __init__(self, pad_token_id: int):
+        from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+        self.base = DataCollatorForLanguageModeling(pad_token_id=pad_token_id)
+
+    def __call__(self, examples: list[dict]) -> dict:
+        import torch
+
+        batch = self.base([{k: ex[k] for k in ("input_ids", "labels") if k in ex} for ex in examples])
+        batch["weight"] = torch.tensor([float(ex.get("weight", 1.0)) for ex in examples], dtype=torch.float32)
+        return batch
+
+
+def _record_text(record: dict) -> str:
+    return "\n".join(m["content"] for m in record["messages"])
+
+
+def _last_checkpoint(directory: Path) -> str | None:
+    steps = [(int(p.name.split("-")[-1]), p) for p in directory.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    return str(max(steps)[1]) if steps else None
+
+
+def train_student(records: list[dict], out: str | Path, config: DistillConfig | None = None) -> Path:
+    """Confidence-weighted SFT of `config.student` on `records`; the finished model lands in `out`.
+
+    `out/checkpoints/` holds resumable checkpoints, `out/base/` the tiny student's initial model; the
+    final model (or LoRA adapter) and tokenizer are written into `out/` and `confprofile_student.json` last.
+    """
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig
+
+    from confprofile.models import build_tiny_student, resolve_model_dir
+
+    config = config or DistillConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if config.student.lower() == "tiny":
+        base = out / "base"
+        if not (base / "config.json").exists():  # reuse on resume: same tokenizer, same init
+            build_tiny_student((_record_text(r) for r in records), base, hidden=config.tiny_hidden,
+                               layers=config.tiny_layers, vocab_size=config.tiny_vocab, seed=config.seed)
+    else:
+        base = resolve_model_dir(config.student)
+
+    on_gpu = torch.cuda.is_available()
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16 if on_gpu else torch.float32)
+
+    weights = [r["weight"] for r in records]
+    scale = sum(weights) / len(weights) if config.normalize_weights and sum(weights) > 0 else 1.0
+    dataset = Dataset.from_list([{"messages": r["messages"], "weight": r["weight"] / scale} for r in records])
+
+    peft_config = None
+    if config.lora_r > 0:
+        from peft import LoraConfig
+
+        targets = config.lora_targets if config.lora_targets == "all-linear" else config.lora_targets.split(",")
+        peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules=targets,
+                                 lora_dropout=0.0, task_type="CAUSAL_LM")
+    checkpoints = out / "checkpoints"
+    args = SFTConfig(
+        output_dir=str(checkpoints),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        learning_rate=config.lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,  # a float < 1 is a ratio of the total steps
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        max_length=config.max_length,
+        assistant_only_loss=True,
+        remove_unused_columns=False,  # keep `weight` for the collator
+        bf16=on_gpu,
+        gradient_checkpointing=False,  # 10-20x slower on CPU; small students do not need it on GPU
+        use_cpu=not on_gpu,
+        seed=config.seed,
+        data_seed=config.seed,
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        logging_steps=config.logging_steps,
+        report_to="none",
+        dataset_num_proc=None,
+        disable_tqdm=False,
+    )
+    trainer = _weighted_trainer_class()(
+        model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+        data_collator=WeightedCollator(tokenizer.pad_token_id), peft_config=peft_config,
+    )
+    resume_from = _last_checkpoint(checkpoints) if config.resume else None
+    trainer.train(resume_from_checkpoint=resume_from)
+    _save_final(trainer, tokenizer, out, base, config)
+    return out
+
+
+def _save_final(trainer, tokenizer, out: Path, base: Path, config: DistillConfig) -> None:
+    """Write the model (merged, adapter, or plain) + tokenizer via a partial dir, then the note last."""
+    model = trainer.model
+    adapter = config.lora_r > 0 and not config.merge_lora
+    if config.lora_r > 0 and config.merge_lora:
+        model = model.merge_and_unload()
+    partial = out / ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    (out / STUDENT_NOTE).unlink(missing_ok=True)
+    for stale in ("adapter_config.json", "adapter_model.safetensors", "model.safetensors"):
+        (out / stale).unlink(missing_ok=True)
+    for item in partial.iterdir():
+        os.replace(item, out / item.name)
+    partial.rmdir()
+    note = {"base": str(Path(base).resolve()), "adapter": adapter, "steps": trainer.state.global_step, "config": asdict(config)}
+    atomic_write_json(out / STUDENT_NOTE, note)
+
+
+def distill_command(
+    sft: Path = typer.Option(..., help="sft.jsonl from `confprofile sft`."),
+    out: Path = typer.Option(..., help="Student directory (HF checkpoint or LoRA adapter; checkpoints under OUT/checkpoints)."),
+    student: str = typer.Option("tiny", help="'tiny', 'smollm2', or a local HF model directory."),
+    epochs: float = typer.Option(5.0, help="Passes over the records."),
+    lr: float | None = typer.Option(None, help="Peak learning rate (default: 1e-3 tiny, 2e-4 LoRA, 2e-5 full)."),
+    batch_size: int = typer.Option(8, help="Sequences per step."),
+    grad_accum: int = typer.Option(1, help="Gradient accumulation steps."),
+    lora_r: int | None = typer.Option(None, help="LoRA rank (default: 0 for tiny, 8 otherwise; 0 = full fine-tune)."),
+    lora_alpha: int = typer.Option(16, help="LoRA alpha."),
+    merge_lora: bool = typer.Option(True, help="Merge LoRA on save, or keep the adapter."),
+    max_length: int = typer.Option(2048, help="Longest tokenised record."),
+    save_steps: int = typer.Option(200, help="Checkpoint every N steps."),
+    resume: bool = typer.Option(True, help="Resume from the last checkpoint under OUT/checkpoints."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Confidence-weighted SFT of a student on sft.jsonl."""
+    tiny = student.lower() == "tiny"
+    lora_r = (0 if tiny else 8) if lora_r is None else lora_r
+    lr = lr if lr is not None else (1e-3 if tiny else 2e-4 if lora_r else 2e-5)
+    config = DistillConfig(student=student, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
+                           lora_r=lora_r, lora_alpha=lora_alpha, merge_lora=merge_lora, max_length=max_length,
+                           save_steps=save_steps, resume=resume, seed=seed)
+    train_student(load_sft(sft), out, config)
+    typer.echo(f"student -> {out}")

@@ -1,0 +1,161 @@
+"""Run every stage from one YAML config into a run directory, resumably.
+
+Stages run in order: data -> label -> aggregate -> distill -> rl -> upper_bound -> evaluate -> report.
+Each stage has a fingerprint (its config section, the fingerprints of the stages before it and,
+for `data`, the input files' hashes) kept in `stages.json`. A rerun skips every stage whose
+fingerprint and outputs are unchanged; `from_stage` redoes from there. Long stages resume inside
+themselves (the label cache, training checkpoints), so an interrupted run loses little.
+
+Label-free boundary: only `upper_bound` (flagged as supervised) and `evaluate` read gold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from confprofile.errors import InputError
+from confprofile.files import atomic_write_json
+from confprofile.teachers.base import TeacherConfig
+
+STAGES = ["data", "label", "aggregate", "distill", "rl", "upper_bound", "evaluate", "report"]
+
+
+class GenerateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    train_users: int = Field(300, ge=2, description="Synthetic training users (label-free).")
+    test_users: int = Field(150, ge=2, description="Synthetic test users (evaluation only).")
+    train_seed: int = 1
+    test_seed: int = 2
+    difficulty: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class DataConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    generate: GenerateConfig | None = Field(None, description="Generate a synthetic ProfileBench split instead of files.")
+    train_users: str | None = Field(None, description="users.jsonl/csv/parquet the student learns from (no labels).")
+    test_users: str | None = Field(None, description="Held-out users to evaluate on.")
+    test_gold: str | None = Field(None, description="Gold of the test users: read by evaluate only.")
+    train_gold: str | None = Field(None, description="Gold of train users: only for the flagged supervised upper bound.")
+
+
+class AggregateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    method: str = Field("weighted", description="Aggregator for the pseudo-labels the student learns from.")
+    calibrate: list[str] = Field(default_factory=lambda: ["confidence", "class_balance"], description="Calibrators, in order.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments for aggregate().")
+
+
+class StageSwitch(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    enabled: bool = True
+
+
+class PipelineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    run_dir: str = "runs/demo"
+    taxonomy: str = Field("profilebench", description="Built-in taxonomy name or YAML path.")
+    seed: int = 0
+    data: DataConfig = Field(default_factory=lambda: DataConfig(generate=GenerateConfig()))
+    teachers: list[TeacherConfig] | None = Field(None, description="Teacher panel; None = the packaged default panel.")
+    aggregate: AggregateConfig = Field(default_factory=AggregateConfig)
+    distill: dict[str, Any] = Field(default_factory=dict, description="DistillConfig fields (see distill.py).")
+    rl: dict[str, Any] = Field(default_factory=dict, description="RLConfig fields (see rl/); enabled: false skips RL.")
+    upper_bound: dict[str, Any] = Field(default_factory=lambda: {"enabled": True}, description="Supervised reference.")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "PipelineConfig":
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise InputError(path, None, None, "file not found") from None
+        except UnicodeDecodeError as exc:
+            raise InputError(path, None, None, f"not valid UTF-8 ({exc.reason})") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise InputError(path, None if mark is None else mark.line + 1, None, "invalid YAML") from None
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise InputError(path, None, ".".join(map(str, err["loc"])), err["msg"]) from None
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+class Run:
+    """A run directory and its stage bookkeeping (`stages.json`)."""
+
+    def __init__(self, config: PipelineConfig):
+        self.config = config
+        self.dir = Path(config.run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state_path = self.dir / "stages.json"
+        self.state: dict[str, dict] = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def fingerprint(self, stage: str, previous: str) -> str:
+        section = {"data": self.config.data, "label": (self.config.teachers, self.config.taxonomy),
+                   "aggregate": self.config.aggregate, "distill": self.config.distill, "rl": self.config.rl,
+                   "upper_bound": self.config.upper_bound}.get(stage)
+        extra = {}
+        if stage == "data":
+            extra = {k: _file_hash(Path(v)) for k, v in self.config.data.model_dump().items()
+                     if isinstance(v, str) and Path(v).is_file()}
+        dumped = section.model_dump() if isinstance(section, BaseModel) else json.loads(json.dumps(section, default=lambda o: o.model_dump()))
+        return _hash([stage, previous, dumped, extra, self.config.seed])
+
+    def is_done(self, stage: str, fingerprint: str) -> bool:
+        entry = self.state.get(stage)
+        return bool(entry) and entry["fingerprint"] == fingerprint and all(self.path(o).exists() for o in entry["outputs"])
+
+    def mark_done(self, stage: str, fingerprint: str, outputs: list[str], seconds: float) -> None:
+        self.state[stage] = {"fingerprint": fingerprint, "outputs": outputs, "seconds": round(seconds, 1)}
+        atomic_write_json(self.state_path, self.state)
+
+
+def run(config: PipelineConfig | str | Path, from_stage: str | None = None, log: Callable[[str], None] = print) -> Path:
+    """Run (or resume) every stage; returns the run directory."""
+    from confprofile import stages
+
+    if not isinstance(config, PipelineConfig):
+        config = PipelineConfig.from_yaml(config)
+    if from_stage is not None and from_stage not in STAGES:
+        raise InputError(None, None, "--from", f"unknown stage {from_stage!r}; stages: {', '.join(STAGES)}")
+    current = Run(config)
+    previous = ""
+    forced = False
+    for stage in STAGES:
+        fingerprint = current.fingerprint(stage, previous)
+        previous = fingerprint
+        forced = forced or stage == from_stage
+        if not forced and current.is_done(stage, fingerprint):
+            log(f"[{stage}] up to date, skipped")
+            continue
+        log(f"[{stage}] running")
+        started = time.perf_counter()
+        outputs = getattr(stages, f"run_{stage}")(current)
+        seconds = time.perf_counter() - started
+        current.mark_done(stage, fingerprint, outputs, seconds)
+        log(f"[{stage}] done in {seconds:.1f} s")
+    return current.dir

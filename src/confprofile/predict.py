@@ -1,0 +1,176 @@
+"""Batched student predictions: users -> predictions.parquet (user_id, dimension, label, confidence, rationale, model).
+
+Prompts are sorted by length and generated in left-padded batches (little padding, one forward per
+token for the whole batch). With `samples > 1` each user gets k sampled answers, combined per dimension
+by confidence-weighted self-consistency. Output that cannot be parsed becomes abstentions
+(`unknown`, confidence 0): a bad generation never stops a run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import typer
+
+from confprofile.files import atomic_write_parquet
+from confprofile.taxonomy import UNKNOWN, Taxonomy
+
+PREDICTION_COLUMNS = ["user_id", "dimension", "label", "confidence", "rationale", "model"]
+
+
+def load_student(model_dir: str | Path, device: str | None = None):
+    """(model, tokenizer) from a student directory: a full HF model, or a LoRA adapter (merged on load)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from confprofile.models import load_causal_lm
+
+    path = Path(model_dir)
+    if not (path / "adapter_config.json").exists():
+        return load_causal_lm(path, device=device)
+    from peft import PeftModel
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    base_path = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
+    model = PeftModel.from_pretrained(base, path).merge_and_unload().to(device)
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def generate_texts(
+    model,
+    tokenizer,
+    message_lists: Sequence[list[dict]],
+    *,
+    batch_size: int = 16,
+    samples: int = 1,
+    temperature: float = 0.7,
+    max_new_tokens: int = 256,
+    chat_template_kwargs: dict | None = None,
+    progress: bool = True,
+    seed: int = 0,
+) -> list[str]:
+    """Completions for chat prompts, `samples` per prompt, prompt i's at [i*samples, (i+1)*samples).
+
+    Greedy when samples == 1, else sampled at `temperature`. Batches are length-sorted and left-padded.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    prompts = [
+        tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True, **(chat_template_kwargs or {}))
+        for m in message_lists
+    ]
+    lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
+    results: list[str] = [""] * (len(prompts) * samples)
+    sampling = samples > 1
+    torch.manual_seed(seed)
+    device = next(model.parameters()).device
+    bar = tqdm(total=len(prompts), desc="generating", unit="user", disable=not progress)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        enc = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        with torch.no_grad():
+            out = model.generate(
+                **enc, max_new_tokens=max_new_tokens, do_sample=sampling, num_return_sequences=samples,
+                temperature=temperature if sampling else None, top_p=None, top_k=None,
+                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+            )
+        texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        for j, text in enumerate(texts):  # generate returns a prompt's samples back to back
+            results[chunk[j // samples] * samples + j % samples] = text
+        bar.update(len(chunk))
+    bar.close()
+    return results
+
+
+def self_consistency(answers: Sequence) -> tuple[str, float, str]:
+    """(label, confidence, rationale) from k ParsedAnswers of one dimension, weighted by their confidences.
+
+    The label with the largest summed confidence wins; its confidence is that sum divided by k (the winner's
+    confidence-weighted share of all samples: k agreeing answers at 0.7 give 0.7, a 2-of-4 split gives less).
+    Abstentions and unparseable samples vote for `unknown`/nothing; if `unknown` wins the confidence is 0.
+    """
+    k = len(answers)
+    scores: dict[str, float] = defaultdict(float)
+    rationale: dict[str, str] = {}
+    for answer in answers:
+        if answer.label is None:
+            continue
+        scores[answer.label] += answer.confidence if answer.label != UNKNOWN else max(answer.confidence, 1e-6)
+        rationale.setdefault(answer.label, answer.rationale or "")
+    if not scores:
+        return UNKNOWN, 0.0, ""
+    label = max(scores, key=lambda lab: (scores[lab], lab != UNKNOWN))
+    if label == UNKNOWN:
+        return UNKNOWN, 0.0, rationale[label]
+    return label, min(1.0, scores[label] / k), rationale[label]
+
+
+def predict(
+    model_dir: str | Path,
+    users,
+    taxonomy: Taxonomy,
+    *,
+    batch_size: int = 16,
+    samples: int = 1,
+    temperature: float = 0.7,
+    max_new_tokens: int = 256,
+    max_user_tokens: int = 384,
+    model_name: str | None = None,
+    progress: bool = True,
+    seed: int = 0,
+):
+    """A predictions DataFrame: one row per user x dimension (abstentions where output was unparseable)."""
+    import pandas as pd
+
+    from confprofile.data import render_user
+    from confprofile.prompts import build_messages, parse_answer
+
+    model, tokenizer = load_student(model_dir)
+    messages = [build_messages(render_user(u, max_user_tokens), taxonomy, "student") for u in users]
+    texts = generate_texts(model, tokenizer, messages, batch_size=batch_size, samples=samples, temperature=temperature,
+                           max_new_tokens=max_new_tokens, progress=progress, seed=seed)
+    name = model_name or Path(model_dir).name
+    rows = []
+    for i, user in enumerate(users):
+        parsed = [parse_answer(text, taxonomy) for text in texts[i * samples:(i + 1) * samples]]
+        for dim in taxonomy.dimension_names:
+            label, confidence, rationale = self_consistency([p[dim] for p in parsed])
+            rows.append({"user_id": str(user.user_id), "dimension": dim, "label": label,
+                         "confidence": float(confidence), "rationale": rationale, "model": name})
+    return pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
+
+
+def predict_command(
+    model: Path = typer.Option(..., help="Student directory from `confprofile distill` (full model or LoRA adapter)."),
+    users: Path = typer.Option(..., help="users.jsonl (or CSV/Parquet) to profile."),
+    out: Path = typer.Option(..., help="Where to write predictions.parquet."),
+    taxonomy: str = typer.Option("profilebench", help="Built-in taxonomy name or a taxonomy YAML path."),
+    batch_size: int = typer.Option(16, help="Users per generation batch."),
+    samples: int = typer.Option(1, help="1 = greedy; k > 1 = k samples with confidence-weighted self-consistency."),
+    temperature: float = typer.Option(0.7, help="Sampling temperature when samples > 1."),
+    max_new_tokens: int = typer.Option(256, help="Longest answer in tokens."),
+    max_user_tokens: int = typer.Option(384, help="Token budget for the rendered user data (as in `confprofile sft`)."),
+) -> None:
+    """Profile users with a distilled student into predictions.parquet."""
+    from confprofile.data import load_users
+
+    frame = predict(model, load_users(users), Taxonomy.load(taxonomy), batch_size=batch_size, samples=samples,
+                    temperature=temperature, max_new_tokens=max_new_tokens, max_user_tokens=max_user_tokens)
+    atomic_write_parquet(out, frame)
+    abstained = (frame["label"] == UNKNOWN).mean() if len(frame) else 0.0
+    typer.echo(f"{frame['user_id'].nunique()} users -> {out} ({abstained:.0%} abstentions)")

@@ -1,0 +1,157 @@
+"""Stage 2 entry points: `train_rl` (library) and `rl_command` (the `confprofile rl` verb).
+
+Layout of `out/`: the RL-trained student (HF files + tokenizer), `checkpoints/` (TRL checkpoints,
+resume picks the newest), `rl_log.jsonl` (training curves, one row per log step) and
+`rl_summary.json` (config, filter counts, rollouts generated, wall time, stop reason).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import typer
+
+from confprofile.errors import InputError
+from confprofile.rl.config import RLConfig
+from confprofile.rl.filters import select_users
+from confprofile.rl.voting import Prior, prior_from_pseudo
+
+PSEUDO_COLUMNS = {"user_id", "dimension", "label", "confidence"}
+
+
+def load_pseudo(path: str | Path):
+    """pseudo_labels.parquet as a DataFrame; InputError when unreadable or missing columns."""
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        frame = pd.read_parquet(path)
+    except FileNotFoundError:
+        raise InputError(path, None, None, "file not found") from None
+    except Exception as exc:  # pyarrow raises several types for a non-Parquet file
+        raise InputError(path, None, None, f"not a readable Parquet file ({type(exc).__name__})") from None
+    missing = PSEUDO_COLUMNS - set(frame.columns)
+    if missing:
+        raise InputError(path, None, sorted(missing)[0], f"missing column(s) {sorted(missing)}")
+    return frame
+
+
+def summarize_pseudo(frame) -> tuple[dict[str, float], dict[str, Prior]]:
+    """(mean pseudo-label confidence per user, prior distribution per user and dimension)."""
+    mean_conf = frame.groupby("user_id")["confidence"].mean().astype(float).to_dict()
+    priors: dict[str, dict[str, dict[str, float]]] = {}
+    has_votes = "votes" in frame.columns
+    for row in frame.itertuples(index=False):
+        votes = None
+        if has_votes and isinstance(row.votes, str):
+            try:
+                votes = json.loads(row.votes)
+            except ValueError:
+                votes = None
+        label = row.label if isinstance(row.label, str) else None
+        priors.setdefault(str(row.user_id), {})[row.dimension] = prior_from_pseudo(label, float(row.confidence), votes if isinstance(votes, dict) else None)
+    return {str(k): v for k, v in mean_conf.items()}, priors
+
+
+def _resume_counters(log_path: Path) -> dict:
+    """The last log row of an interrupted run, to carry its counters over on resume."""
+    if not log_path.exists():
+        return {}
+    lines = [line for line in log_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return json.loads(lines[-1]) if lines else {}
+
+
+def train_rl(
+    model: str | Path,
+    users: Sequence,
+    out: str | Path,
+    config: RLConfig | None = None,
+    pseudo=None,
+    dev_eval=None,
+    resume: bool = False,
+    keep_checkpoints: bool = True,
+) -> dict:
+    """Run confidence-guided GRPO on `model` over `users`; write the RL student to `out`; return the summary.
+
+    `pseudo` (a pseudo_labels DataFrame) enables difficulty filtering and the vote prior. `dev_eval`
+    (model, tokenizer) -> {"dev_f1", ...} is the optional gold dev monitor (evaluation only).
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from confprofile.models import load_causal_lm
+    from confprofile.rl.guards import RLMonitor
+    from confprofile.rl.trainer import GroupVoteGRPOTrainer, grpo_args, prompt_dataset
+    from confprofile.taxonomy import Taxonomy
+
+    config = config or RLConfig()
+    out = Path(out)
+    taxonomy = Taxonomy.load(config.taxonomy)
+    mean_conf, priors = summarize_pseudo(pseudo) if pseudo is not None else ({}, {})
+    skip_above, skip_below = (config.skip_above, config.skip_below) if pseudo is not None else (None, None)
+    selection = select_users([str(u.user_id) for u in users], mean_conf, skip_above, skip_below)
+    if not selection.kept:
+        raise InputError(None, None, "skip_above/skip_below", f"the difficulty filter kept no users ({selection.counts()}); loosen the thresholds")
+    kept = set(selection.kept)
+    start = time.perf_counter()
+
+    policy, tokenizer = load_causal_lm(model, dtype="float32" if not config.use_vllm else "auto")
+    dataset = prompt_dataset([u for u in users if str(u.user_id) in kept], taxonomy, config.max_user_tokens, tokenizer)
+    checkpoints = out / "checkpoints"
+    last = get_last_checkpoint(str(checkpoints)) if resume and checkpoints.is_dir() else None
+    previous = _resume_counters(out / "rl_log.jsonl") if last else {}
+    monitor = RLMonitor(
+        out / "rl_log.jsonl",
+        collapse_agreement=config.collapse_agreement,
+        collapse_entropy_drop=config.collapse_entropy_drop,
+        dev_eval=dev_eval,
+        dev_eval_steps=config.dev_eval_steps,
+        dev_patience=config.dev_patience,
+        dev_tolerance=config.dev_tolerance,
+        append=last is not None,
+    )
+    trainer = GroupVoteGRPOTrainer(
+        model=policy,
+        args=grpo_args(config, str(checkpoints)),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        taxonomy=taxonomy,
+        scoring=config.scoring(),
+        priors=priors if config.prior_weight > 0 else None,
+        callbacks=[monitor],
+    )
+    monitor.trainer = trainer
+    trainer.rollouts_generated = int(previous.get("rollouts_generated", 0))
+    for key, value in previous.items():
+        if key.startswith("groups/"):
+            trainer.group_counts[key.removeprefix("groups/")] = int(value)
+    trainer.train(resume_from_checkpoint=last)
+
+    partial = out.parent / f".{out.name}.model-partial-{os.getpid()}"
+    trainer.save_model(str(partial))
+    tokenizer.save_pretrained(str(partial))
+    for item in partial.iterdir():  # move files in one by one: checkpoints/ and the logs stay beside them
+        os.replace(item, out / item.name)
+    partial.rmdir()
+    if not keep_checkpoints:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    summary = {
+        "model": str(model),
+        "users": len(users),
+        "selection": selection.counts(),
+        "groups": dict(trainer.group_counts),
+        "rollouts_generated": trainer.rollouts_generated,
+        "steps": trainer.state.global_step,
+        "wall_seconds": round(time.perf_counter() - start, 2),
+        "stop_reason": monitor.stop_reason,
+        "uses_gold_dev": monitor.uses_gold_dev,
+        "config": config.to_dict(),
+    }
+    from confprofile.files import atomic_write_json
+
+    atomic_write_json(out / "rl_summary.json", summary)
+    return summary

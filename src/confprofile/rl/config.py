@@ -1,0 +1,83 @@
+"""`RLConfig`: every knob of stage 2 with its help text, TRL style (a dataclass with metadata)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from confprofile.rl.group import GroupScoring
+from confprofile.rl.rewards import RewardParams
+
+
+def _f(default, help: str):
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class RLConfig:
+    # ---- data and prompt
+    taxonomy: str = _f("profilebench", "Taxonomy YAML path or built-in name.")
+    max_user_tokens: int = _f(384, "Token budget of the rendered user data in the prompt.")
+    # ---- rollouts and optimisation
+    num_generations: int = _f(4, "Rollouts per user (the group G); at least 2.")
+    users_per_step: int = _f(2, "Users (groups) per optimisation step on each process.")
+    num_train_epochs: float = _f(1.0, "Passes over the kept users (the rollout budget).")
+    max_steps: int = _f(-1, "Stop after this many steps; -1 = follow num_train_epochs.")
+    learning_rate: float = _f(2e-5, "Peak learning rate (cosine schedule, 5% warm-up).")
+    temperature: float = _f(1.0, "Sampling temperature of the rollouts.")
+    max_completion_length: int = _f(256, "Maximum new tokens per rollout.")
+    beta: float = _f(0.0, "KL coefficient against the SFT reference; 0 loads no reference model.")
+    seed: int = _f(0, "Random seed (sampling order and rollouts).")
+    # ---- quasi ground truth and rewards
+    prior_weight: float = _f(0.0, "Weight of the stage-1 pseudo-label as a prior in the group vote (0 = pure self-consistency).")
+    reward_weights: dict = _f(
+        {"agreement": 1.0, "format": 0.2, "calibration": 0.2},
+        "Reward terms (names in rl.rewards.REWARD_TERMS) and their weights.",
+    )
+    abstain_score: float = _f(0.25, "Agreement score of `unknown` against a real quasi label (agree = 1, wrong = wrong_score).")
+    wrong_score: float = _f(0.0, "Agreement score of a different or unparseable label.")
+    # ---- difficulty filtering
+    skip_above: float | None = _f(0.9, "Skip users whose mean pseudo-label confidence is above this (too easy); None = off.")
+    skip_below: float | None = _f(0.35, "Skip users whose mean pseudo-label confidence is below this (hopeless); None = off.")
+    min_group_agreement: float = _f(0.0, "Drop groups whose mean vote strength is below this (unreliable quasi labels).")
+    # ---- collapse guards
+    collapse_agreement: float = _f(0.98, "Stop when mean vote strength reaches this ...")
+    collapse_entropy_drop: float = _f(0.5, "... and label entropy fell by this fraction from its first value.")
+    dev_eval_steps: int = _f(0, "Evaluate the gold dev slice every N steps (0 = off; evaluation only).")
+    dev_patience: int = _f(2, "Stop after this many dev evaluations below the best dev F1 - dev_tolerance.")
+    dev_tolerance: float = _f(0.02, "Dev F1 drop tolerated before counting towards patience.")
+    # ---- run control
+    logging_steps: int = _f(1, "Log (and write rl_log.jsonl) every N steps.")
+    save_steps: int = _f(50, "Checkpoint every N steps (resume picks the last one).")
+    use_vllm: bool = _f(False, "Generate with vLLM (GPU only, extra `vllm`); colocated in the trainer's process.")
+    vllm_mode: str = _f("colocate", "vLLM mode: `colocate` or `server`.")
+    vllm_gpu_memory_utilization: float = _f(0.3, "GPU memory share for colocated vLLM.")
+
+    def __post_init__(self) -> None:
+        if self.num_generations < 2:
+            raise ValueError("num_generations must be at least 2 (GRPO compares rollouts within a group)")
+        self.scoring().terms  # validate reward term names early
+
+    def scoring(self) -> GroupScoring:
+        return GroupScoring(
+            weights=dict(self.reward_weights),
+            params=RewardParams(self.abstain_score, self.wrong_score),
+            prior_weight=self.prior_weight,
+            min_group_agreement=self.min_group_agreement,
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RLConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown RL option(s): {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in fields(cls)}

@@ -1,0 +1,1 @@
+"""Scale-out paths: distributed labelling (Ray). Optional extras; the CPU path never imports them."""

