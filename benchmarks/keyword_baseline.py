@@ -21,11 +21,11 @@ from confprofile.taxonomy import Taxonomy
 
 
 def supervised_predictions(train_users, train_gold, test_users, taxonomy) -> pd.DataFrame:
-    """TF-IDF (word 1-2 grams) + logistic regression per dimension, trained on gold."""
+    """TF-IDF (words) + logistic regression per dimension, trained on gold."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    vectorizer = TfidfVectorizer(min_df=2, sublinear_tf=True)
     x_train = vectorizer.fit_transform([flatten_text(u["data"]) for u in train_users])
     x_test = vectorizer.transform([flatten_text(u["data"]) for u in test_users])
     rows = []

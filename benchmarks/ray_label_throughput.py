@@ -74,7 +74,7 @@ def main() -> None:
             config = RayLabelConfig(actors=actors, num_cpus=args.num_cpus / actors / 2, batch_size=4 * args.concurrency)
             label_users_ray(users, taxonomy, teachers, Path(tmp) / f"ray{actors}.sqlite", ray_config=config, show_progress=False)
             wall = time.perf_counter() - start
-            rows.append((f"ray ({actors} actor{'s' * (actors > 1)})", actors, args.concurrency, server.total - before, wall, server.steady_rate(before)))
+            rows.append((f"ray ({actors} worker{'s' * (actors > 1)})", actors, args.concurrency, server.total - before, wall, server.steady_rate(before)))
         ray.shutdown()
 
     ideal = args.concurrency / args.latency

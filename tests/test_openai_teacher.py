@@ -9,7 +9,6 @@ import random
 import shutil
 import socket
 import subprocess
-import sys
 import time
 
 import httpx
@@ -70,6 +69,15 @@ def test_permanent_failures_are_reported_not_raised():
         assert replies["u1"].text is None and replies["u1"].error.startswith("HTTP 400")  # not retried
         assert replies["u2"].error is None
         assert sorted(server.counts.values()) == [1, 1, 3]
+
+
+def test_rate_limit_paces_request_starts():
+    with FakeOpenAIServer() as server:
+        start = time.monotonic()
+        replies = _answer(_teacher(server.url, concurrency=8, rate_limit=50), _requests([f"user {i}" for i in range(10)]))
+        elapsed = time.monotonic() - start
+    assert all(r.error is None for r in replies.values())
+    assert elapsed >= 9 / 50  # 10 starts at most 50/s apart: a guaranteed lower bound, not a speed measurement
 
 
 def test_connection_refused_is_an_error_reply():
@@ -176,8 +184,9 @@ def test_real_transformers_serve_end_to_end(transformers_server, tmp_path):
     from confprofile.synthesize import label_users
 
     url, model = transformers_server
-    config = TeacherConfig(name="served", backend="openai", model=model, temperature=0.0, max_new_tokens=24,
-                           params={"base_url": url, "concurrency": 2, "timeout": 120, "max_retries": 1})
+    # the compact student prompt and 8 new tokens keep this short on a busy CPU; the JSON will be cut off
+    config = TeacherConfig(name="served", backend="openai", model=model, prompt_variant="student", temperature=0.0,
+                           max_new_tokens=8, params={"base_url": url, "concurrency": 2, "timeout": 600, "max_retries": 1})
     users = [UserRecord(user_id="a", data={"bio": "Mother of two, nurse at the city hospital."}),
              UserRecord(user_id="b", data={"bio": "Retired engineer, loves fishing with grandkids."})]
     answers = label_users(users, TAX, [config], tmp_path / "cache.sqlite", show_progress=False)

@@ -11,9 +11,14 @@ import json
 import sys
 from collections import Counter
 
+import pandas as pd
 import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
 
 from confprofile.data import UserRecord
+from confprofile.files import atomic_write_jsonl
 from confprofile.errors import MissingExtraError
 from confprofile.taxonomy import Taxonomy
 from confprofile.teachers.base import TeacherConfig
@@ -75,11 +80,11 @@ def ray_cluster():
 @pytest.mark.slow
 def test_ray_path_matches_local_repeats_nothing_and_retries_failures(ray_cluster, tmp_path):
     from confprofile.scale.ray_label import RayLabelConfig, label_users_ray
-    from confprofile.synthesize import label_users
+    from confprofile.synthesize import label_command, label_users
 
     taxonomy = Taxonomy.builtin("profilebench")
     users = _users(11) + [UserRecord(user_id="bad", data={"bio": "ALWAYS_500"})]
-    config = RayLabelConfig(actors=2, num_cpus=0.5, batch_size=4)
+    config = RayLabelConfig(actors=2, num_cpus=0.5, batch_size=4, use_actors=True)  # the GPU (vLLM) layout; the CLI run below uses tasks
     with VaryingServer() as server:
         teachers = _teachers(server.url)  # 3 requests per user: teacher a x 2 samples + teacher b
         # a single-process run labels the first 5 users; Ray must then send only the rest
@@ -90,16 +95,23 @@ def test_ray_path_matches_local_repeats_nothing_and_retries_failures(ray_cluster
         assert server.total == 11 * 3 + bad_requests
         assert set(first.loc[first.parse_status == "error", "user_id"]) == {"bad"}
         assert all(n == 1 for ident, n in server.sent.items() if "ALWAYS_500" not in ident)  # nothing sent twice
-        # after the server heals, a rerun sends only the failed requests
+        # after the server heals, a rerun (this time through `confprofile label --engine ray`) sends only the failed requests
         server.heal()
-        second = label_users_ray(users, taxonomy, teachers, tmp_path / "shared.sqlite", ray_config=config, show_progress=False)
+        atomic_write_jsonl(tmp_path / "users.jsonl", [u.model_dump() for u in users])
+        (tmp_path / "teachers.yaml").write_text(yaml.safe_dump({"teachers": [t.model_dump() for t in teachers]}))
+        cli = typer.Typer()
+        cli.command()(label_command)
+        result = CliRunner().invoke(cli, ["--users", str(tmp_path / "users.jsonl"), "--teachers", str(tmp_path / "teachers.yaml"),
+                                          "--cache", str(tmp_path / "shared.sqlite"), "--out", str(tmp_path / "answers.parquet"), "--engine", "ray"])
+        assert result.exit_code == 0, result.output
         assert server.total == 11 * 3 + bad_requests + 3
+        second = pd.read_parquet(tmp_path / "answers.parquet")
         # the single-process path on a fresh cache gives the same table
         local = label_users(users, taxonomy, teachers, tmp_path / "local.sqlite", show_progress=False)
 
     assert len(second) == 12 * 3 * len(taxonomy.dimensions)
     assert (second.parse_status != "error").all()
-    assert _sorted(second).equals(_sorted(local))
+    pd.testing.assert_frame_equal(_sorted(second), _sorted(local), check_dtype=False)
     ok = first.user_id != "bad"  # the first Ray run already matched on every user it could answer
     assert _sorted(first[ok]).equals(_sorted(local[local.user_id != "bad"]))
     assert second.loc[second.dimension == "gender", "label"].nunique() == 2  # answers really vary by request

@@ -166,3 +166,48 @@ def test_rl_config_validates():
     with pytest.raises(ValueError, match="unknown RL option"):
         RLConfig.from_dict({"lr": 1})
     assert "num_generations" in RLConfig.help()
+
+
+# ---- collapse guards and the dev monitor ---------------------------------------------------------
+
+def test_collapse_needs_high_agreement_and_falling_entropy():
+    from confprofile.rl.guards import collapse_reason
+
+    assert collapse_reason([0.7, 0.99], [0.8, 0.3], 0.98, 0.5).startswith("collapse")
+    assert collapse_reason([0.7, 0.99], [0.8, 0.7], 0.98, 0.5) is None  # confident but still diverse
+    assert collapse_reason([0.7, 0.9], [0.8, 0.1], 0.98, 0.5) is None  # diverging groups: not collapse
+    assert collapse_reason([], [], 0.98, 0.5) is None
+
+
+def test_dev_stop_after_patience_evaluations_below_best():
+    from confprofile.rl.guards import dev_stop_reason
+
+    assert dev_stop_reason([0.5, 0.6, 0.55, 0.54], patience=2, tolerance=0.02).startswith("dev F1 falling")
+    assert dev_stop_reason([0.5, 0.6, 0.59, 0.54], patience=2, tolerance=0.02) is None  # within tolerance once
+    assert dev_stop_reason([0.6, 0.5], patience=2, tolerance=0.0) is None  # too few evaluations
+
+
+def test_monitor_writes_curves_and_stops_on_collapse(tmp_path):
+    from transformers import TrainerControl, TrainerState
+
+    from confprofile.rl.guards import RLMonitor
+
+    monitor = RLMonitor(tmp_path / "rl_log.jsonl", collapse_agreement=0.95, collapse_entropy_drop=0.5)
+    state, control = TrainerState(), TrainerControl()
+    for step, (agree, ent) in enumerate([(0.6, 0.9), (0.8, 0.7), (0.97, 0.3)], 1):
+        state.global_step = step
+        monitor.on_log(None, state, control, logs={"rl/agreement": agree, "rl/entropy": ent, "reward": float("nan")})
+    rows = [json.loads(line) for line in (tmp_path / "rl_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3] and rows[0]["reward"] is None
+    assert control.should_training_stop and rows[-1]["stop_reason"].startswith("collapse")
+    assert all(r["uses_gold_dev"] is False for r in rows)
+
+
+def test_quasi_gold_agreement():
+    from confprofile.rl.dev import quasi_gold_agreement
+
+    votes = [{"gender": DimensionVote("male", 1.0), "age": DimensionVote("unknown", 1.0)},
+             {"gender": DimensionVote("female", 0.6), "age": DimensionVote("old", 0.6)}]
+    gold = {"a": {"gender": "male", "age": "old"}, "b": {"gender": "male"}}
+    assert quasi_gold_agreement(votes, ["a", "b"], gold) == 0.5
+    assert quasi_gold_agreement(votes, ["x", "y"], gold) is None

@@ -26,6 +26,17 @@ def answer(gender, age, conf=0.8):
     return format_answer({"gender": {"label": gender, "confidence": conf}, "age": {"label": age, "confidence": conf}})
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models run far faster on one torch thread on a shared 2-core machine (no spin-waiting)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def mini_taxonomy(tmp_path_factory):
     path = tmp_path_factory.mktemp("tax") / "mini.yaml"
@@ -65,9 +76,11 @@ def tiny_student(tmp_path_factory, mini_taxonomy, users):
     encoded = [tok.apply_chat_template(c, tokenize=True, return_dict=False) for c in convs]
     encoded = [e["input_ids"] if isinstance(e, dict) else e for e in encoded]
     torch.manual_seed(0)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-3)
     model.train()
-    for step in range(60):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    for step in range(100):
         batch = [encoded[(step * 8 + k) % len(encoded)] for k in range(8)]
         width = max(map(len, batch))
         ids = torch.tensor([b + [tok.pad_token_id] * (width - len(b)) for b in batch])
@@ -76,6 +89,7 @@ def tiny_student(tmp_path_factory, mini_taxonomy, users):
         loss.backward()
         opt.step()
         opt.zero_grad()
+    torch.set_num_threads(threads)
     model.save_pretrained(out)
     return out
 
@@ -138,7 +152,7 @@ def test_group_term_refuses_per_process_calls():
 
 # ---- the trainer on a tiny model ----------------------------------------------------------------
 
-def test_trainer_runs_skips_filtered_users_and_changes_weights(tmp_path, tiny_student, mini_taxonomy, users, monkeypatch):
+def test_trainer_runs_skips_filtered_users_and_changes_weights(tmp_path, one_thread, tiny_student, mini_taxonomy, users, monkeypatch):
     import torch
     from safetensors.torch import load_file
 
@@ -178,3 +192,36 @@ def test_trainer_runs_skips_filtered_users_and_changes_weights(tmp_path, tiny_st
     assert {"reward", "rl/entropy", "rl/majority_ratio", "completions/mean_length"} <= set(curve[0])
     assert (out / "checkpoints" / "checkpoint-2").is_dir() and (out / "tokenizer.json").exists()
     assert json.loads((out / "rl_summary.json").read_text())["steps"] == 3
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path, one_thread, tiny_student, mini_taxonomy, users):
+    from confprofile.rl.command import train_rl
+
+    tax_path, _ = mini_taxonomy
+    options = dict(taxonomy=str(tax_path), num_generations=2, users_per_step=2, learning_rate=5e-3,
+                   max_completion_length=40, max_user_tokens=64, save_steps=1)
+    out = tmp_path / "rl"
+    first = train_rl(tiny_student, users, out, RLConfig(max_steps=1, **options))
+    assert first["steps"] == 1 and (out / "checkpoints" / "checkpoint-1").is_dir()
+    second = train_rl(tiny_student, users, out, RLConfig(max_steps=2, **options), resume=True)
+    assert second["steps"] == 2
+    assert second["rollouts_generated"] == 2 * 2 * 2  # the first run's rollouts are carried over, not repeated
+    rows = [json.loads(line) for line in (out / "rl_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "rl/agreement" in r] == [1, 2]  # one log, appended across the resume
+
+
+def test_rl_cli_rejects_bad_input(tmp_path, tiny_student):
+    from typer.testing import CliRunner
+
+    from confprofile.cli import app
+
+    users = tmp_path / "users.jsonl"
+    users.write_text('{"user_id": "a", "data": {"bio": "hi"}}\n')
+    bad = tmp_path / "pseudo.parquet"
+    pd.DataFrame({"user_id": ["a"], "label": ["male"]}).to_parquet(bad)
+    runner = CliRunner()
+    result = runner.invoke(app, ["rl", "--model", str(tiny_student), "--users", str(users), "--out", str(tmp_path / "o"), "--pseudo", str(bad)])
+    assert isinstance(result.exception, __import__("confprofile.errors").errors.InputError)
+    assert "missing column" in str(result.exception)
+    result = runner.invoke(app, ["rl", "--model", str(tiny_student), "--users", str(users), "--out", str(tmp_path / "o"), "--dev-users", str(users)])
+    assert "give both or neither" in str(result.exception)

@@ -128,7 +128,7 @@ def test_cli_plan_sends_nothing(tmp_path):
 
 def test_resume_after_kill_9(tmp_path):
     """kill -9 mid-run, rerun: every answer exactly once, nothing re-sent beyond the requests in flight."""
-    n_users, concurrency = 40, 4
+    n_users, concurrency = 60, 4
     with FakeOpenAIServer(delay_s=0.1) as server:
         users, teachers = _write_inputs(tmp_path, server.url, n_users)
         proc = subprocess.Popen(_label(tmp_path, users, teachers), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -151,3 +151,13 @@ def test_resume_after_kill_9(tmp_path):
     assert len(server.counts) == n_users  # every request reached the server
     repeats = sum(c - 1 for c in server.counts.values())
     assert repeats <= concurrency  # only requests in flight at the kill were sent twice
+
+
+def test_unknown_backend_or_variant_is_one_line_input_error(tmp_path):
+    users = tmp_path / "users.jsonl"
+    users.write_text(json.dumps({"user_id": "a", "data": {"bio": "x"}}) + "\n", encoding="utf-8")
+    for field, entry in [("backend", {"name": "x", "backend": "nope"}), ("prompt_variant", {"name": "x", "backend": "openai", "prompt_variant": "nope"})]:
+        teachers = tmp_path / "t.yaml"
+        teachers.write_text(yaml.safe_dump({"teachers": [entry]}), encoding="utf-8")
+        out = subprocess.run(_label(tmp_path, users, teachers, "--plan"), capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2 and f"teachers.0.{field}" in out.stderr and "Traceback" not in out.stderr

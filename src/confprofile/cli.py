@@ -51,6 +51,14 @@ from confprofile.predict import predict_command  # noqa: E402
 app.command("sft", help="Build sft.jsonl (chat records + confidence weights) from users and pseudo-labels.")(sft_command)
 app.command("distill", help="Confidence-weighted SFT of a student (tiny, smollm2 or an HF dir) on sft.jsonl.")(distill_command)
 app.command("predict", help="Batched student predictions into predictions.parquet (abstains on unparseable output).")(predict_command)
+from confprofile.rl.command import rl_command  # noqa: E402
+
+app.command("rl", help="Confidence-guided unsupervised GRPO of the SFT student (group voting, difficulty filter, collapse guards).")(rl_command)
+from confprofile.pipeline import quickstart_command, report_command, run_command  # noqa: E402
+
+app.command("run", help="Run every stage from one YAML config into a run directory (resumable).")(run_command)
+app.command("quickstart", help="The CPU demo: synthetic users, packaged teachers, voting, SFT, RL, evaluation, report.")(quickstart_command)
+app.command("report", help="Write the self-contained HTML report of a run directory.")(report_command)
 
 
 def main() -> None:
@@ -61,6 +69,12 @@ def main() -> None:
         if debug:
             raise
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:  # an unwritable output or an unreadable input not already reported as InputError
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted; finished work is saved and a rerun resumes", err=True)

@@ -312,6 +312,7 @@ def _cut(text: str, max_tokens: int, count: Callable[[str], int]) -> str:
         return text
     if count(ELLIPSIS) > max_tokens:
         return ""
+    text = text[: 16 * max_tokens + 16]  # no token is longer than 16 characters: keeps the search short
     lo, hi = 0, len(text)  # invariant: prefix of length lo fits, length hi does not
     while hi - lo > 1:
         mid = (lo + hi) // 2

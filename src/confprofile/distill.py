@@ -10,8 +10,9 @@
 Not-kept pseudo-labels (`kept == False`, low agreement or confidence) are handled by `not_kept`:
 - `mask` (default): the dimension's target becomes `{"label": "unknown", "confidence": 0.0}`, so the
   student learns to abstain where the teachers were unsure, and the dimension adds nothing to the weight;
-- `drop`: a record with any not-kept dimension is left out.
-A record whose dimensions are all not kept is always left out (it would teach only abstentions).
+- `drop`: a record with any not-kept dimension is left out;
+- `keep`: not-kept labels stay in the target with their (low) confidences and count in the weight.
+With `mask` or `drop`, a record whose dimensions are all not kept is left out (it would teach only abstentions).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ WEIGHT_FNS.register("min_confidence")(lambda cs: min(cs) if cs else 0.0)
 WEIGHT_FNS.register("geometric_mean")(lambda cs: math.exp(sum(math.log(max(c, 1e-6)) for c in cs) / len(cs)) if cs else 0.0)
 WEIGHT_FNS.register("uniform")(lambda cs: 1.0)
 
-NOT_KEPT_MODES = ("mask", "drop")
+NOT_KEPT_MODES = ("mask", "drop", "keep")
 
 
 def _clip(text: str, limit: int) -> str:
@@ -89,15 +90,19 @@ def build_sft_records(
     by_user: dict[str, dict[str, dict]] = {}
     for row in pseudo_labels.itertuples(index=False):
         if row.dimension in dims:
+            confidence = float(row.confidence) if row.confidence is not None else 0.0
+            rationale = getattr(row, "rationale", "")
             by_user.setdefault(str(row.user_id), {})[row.dimension] = {
-                "label": row.label or UNKNOWN,
-                "confidence": float(row.confidence or 0.0),
+                "label": row.label if isinstance(row.label, str) and row.label else UNKNOWN,
+                "confidence": 0.0 if math.isnan(confidence) else min(max(confidence, 0.0), 1.0),
                 "kept": bool(row.kept),
-                "rationale": getattr(row, "rationale", "") or "",
+                "rationale": rationale if isinstance(rationale, str) else "",
             }
     records = []
     for user in users:
         rows = by_user.get(str(user.user_id))
+        if rows and not_kept == "keep":
+            rows = {dim: {**r, "kept": True} for dim, r in rows.items()}
         if not rows or not any(r["kept"] for r in rows.values()):
             continue
         if not_kept == "drop" and not all(r["kept"] for r in rows.values()):
@@ -141,7 +146,7 @@ def sft_command(
     out: Path = typer.Option(..., help="Where to write sft.jsonl."),
     taxonomy: str = typer.Option("profilebench", help="Built-in taxonomy name or a taxonomy YAML path."),
     weight_fn: str = typer.Option("mean_confidence", help=f"Record weight from the kept confidences: {', '.join(WEIGHT_FNS.names())}."),
-    not_kept: str = typer.Option("mask", help="Not-kept pseudo-labels: 'mask' (target unknown) or 'drop' (drop the record)."),
+    not_kept: str = typer.Option("mask", help="Not-kept pseudo-labels: 'mask' (target unknown), 'drop' (drop the record), 'keep' (keep label + confidence)."),
     rationale: bool = typer.Option(True, help="Put a short rationale line before the JSON profile."),
     max_user_tokens: int = typer.Option(384, help="Token budget for the rendered user data."),
 ) -> None:
@@ -152,10 +157,16 @@ def sft_command(
 
     if not pseudo_labels.exists():
         raise InputError(pseudo_labels, None, None, "file not found")
+    table = pd.read_parquet(pseudo_labels)
+    missing = {"user_id", "dimension", "label", "confidence", "kept"} - set(table.columns)
+    if missing:
+        raise InputError(pseudo_labels, None, sorted(missing)[0], "missing column (expected the pseudo_labels.parquet layout)")
     records = build_sft_records(
-        load_users(users), pd.read_parquet(pseudo_labels), Taxonomy.load(taxonomy),
+        load_users(users), table, Taxonomy.load(taxonomy),
         weight_fn=weight_fn, not_kept=not_kept, rationale=rationale, max_user_tokens=max_user_tokens,
     )
+    if not records:
+        raise InputError(pseudo_labels, None, "kept", "no user in --users has a kept pseudo-label")
     atomic_write_jsonl(out, records)
     typer.echo(f"{len(records)} SFT records -> {out}")
 
@@ -170,6 +181,7 @@ class DistillConfig:
     student: str = field(default="tiny", metadata={"help": "'tiny' (Qwen3 from config, tokenizer trained on the SFT texts), 'smollm2', or a local HF dir."})
     epochs: float = field(default=5.0, metadata={"help": "Passes over the SFT records."})
     lr: float = field(default=1e-3, metadata={"help": "Peak learning rate (cosine schedule, 5% warmup). ~1e-3 tiny, ~2e-4 LoRA, ~2e-5 full FT."})
+    warmup: float = field(default=0.05, metadata={"help": "Warmup as a fraction of the steps (a constant LR collapsed tiny students: CPU-STACK.md)."})
     batch_size: int = field(default=8, metadata={"help": "Sequences per device step."})
     grad_accum: int = field(default=1, metadata={"help": "Steps accumulated per optimiser update."})
     lora_r: int = field(default=0, metadata={"help": "LoRA rank; 0 trains all parameters."})
@@ -238,21 +250,25 @@ def _last_checkpoint(directory: Path) -> str | None:
     return str(max(steps)[1]) if steps else None
 
 
-def train_student(records: list[dict], out: str | Path, config: DistillConfig | None = None) -> Path:
+def train_student(records: list[dict], out: str | Path, config: DistillConfig | None = None, callbacks: list | None = None) -> Path:
     """Confidence-weighted SFT of `config.student` on `records`; the finished model lands in `out`.
 
     `out/checkpoints/` holds resumable checkpoints, `out/base/` the tiny student's initial model; the
     final model (or LoRA adapter) and tokenizer are written into `out/` and `confprofile_student.json` last.
+    `callbacks`: extra transformers TrainerCallbacks (progress, early stop, tests).
     """
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig
 
-    from confprofile.models import build_tiny_student, resolve_model_dir
+    from confprofile.models import CHATML_TEMPLATE, build_tiny_student, resolve_model_dir
 
     config = config or DistillConfig()
     out = Path(out)
+    note = out / STUDENT_NOTE
+    if config.resume and note.exists() and json.loads(note.read_text()).get("config") == asdict(config):
+        return out  # finished earlier with the same settings: a rerun of the pipeline does no work
     out.mkdir(parents=True, exist_ok=True)
     if config.student.lower() == "tiny":
         base = out / "base"
@@ -266,7 +282,11 @@ def train_student(records: list[dict], out: str | Path, config: DistillConfig | 
     tokenizer = AutoTokenizer.from_pretrained(base)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16 if on_gpu else torch.float32)
+    template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else ""
+    if "<|im_start|>" in template and "{% generation %}" not in template and "think" not in template:
+        tokenizer.chat_template = CHATML_TEMPLATE  # plain ChatML (SmolLM2): add the assistant-loss markers
+    # frozen LoRA bases may sit in bf16; trained weights stay fp32 (bf16 autocast on GPU, plain fp32 on CPU)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16 if on_gpu and config.lora_r else torch.float32)
 
     weights = [r["weight"] for r in records]
     scale = sum(weights) / len(weights) if config.normalize_weights and sum(weights) > 0 else 1.0
@@ -286,14 +306,14 @@ def train_student(records: list[dict], out: str | Path, config: DistillConfig | 
         max_steps=config.max_steps,
         learning_rate=config.lr,
         lr_scheduler_type="cosine",
-        warmup_steps=0.05,  # a float < 1 is a ratio of the total steps
+        warmup_steps=config.warmup,  # a float < 1 is a ratio of the total steps
         per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum,
         max_length=config.max_length,
         assistant_only_loss=True,
         remove_unused_columns=False,  # keep `weight` for the collator
         bf16=on_gpu,
-        gradient_checkpointing=False,  # 10-20x slower on CPU; small students do not need it on GPU
+        activation_checkpointing=False,  # 10-20x slower on CPU; small students do not need it on GPU
         use_cpu=not on_gpu,
         seed=config.seed,
         data_seed=config.seed,
@@ -306,7 +326,7 @@ def train_student(records: list[dict], out: str | Path, config: DistillConfig | 
     )
     trainer = _weighted_trainer_class()(
         model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-        data_collator=WeightedCollator(tokenizer.pad_token_id), peft_config=peft_config,
+        data_collator=WeightedCollator(tokenizer.pad_token_id), peft_config=peft_config, callbacks=callbacks,
     )
     resume_from = _last_checkpoint(checkpoints) if config.resume else None
     trainer.train(resume_from_checkpoint=resume_from)

@@ -120,8 +120,8 @@ def _gold_codes(gold: dict[str, dict[str, str]], users: pd.Index, dim: str, labe
 def _prediction_codes(predictions: pd.DataFrame, taxonomy: Taxonomy, users: pd.Index) -> dict:
     """Per dimension: (gold-user position or -1, label code, confidence) of each prediction row.
 
-    Label codes index the dimension's labels; -1 is an abstention (`unknown`, null), len(labels) an
-    invalid label. Rows for dimensions outside the taxonomy are dropped.
+    Label codes index the dimension's labels; -1 is an abstention (`unknown`, null), len(labels) + 1
+    an invalid label (len(labels) is the confusion column of abstentions). Rows for dimensions outside the taxonomy are dropped.
     """
     missing = {"user_id", "dimension", "label"} - set(predictions.columns)
     if missing:
@@ -139,7 +139,7 @@ def _prediction_codes(predictions: pd.DataFrame, taxonomy: Taxonomy, users: pd.I
         lookup = []
         for value in raw.categories:  # normalise each distinct string once
             label = taxonomy.normalize(dim, value)
-            lookup.append(-1 if label == UNKNOWN else labels.index(label) if label is not None else len(labels))
+            lookup.append(-1 if label == UNKNOWN else labels.index(label) if label is not None else len(labels) + 1)
         codes = np.where(raw.codes >= 0, np.asarray(lookup + [-1], dtype=np.int64)[raw.codes], -1)
         conf = pd.to_numeric(part["confidence"], errors="coerce").to_numpy(float) if has_conf else np.full(len(part), np.nan)
         out[dim] = (users.get_indexer(user_ids), codes, conf)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import typer
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -53,6 +54,11 @@ class AggregateConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments for aggregate().")
 
 
+class PrivacyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    redact: bool = Field(False, description="Replace emails, phone numbers, ID-like numbers and IPs before users reach a teacher.")
+
+
 class StageSwitch(BaseModel):
     model_config = ConfigDict(extra="allow")
     enabled: bool = True
@@ -69,6 +75,7 @@ class PipelineConfig(BaseModel):
     distill: dict[str, Any] = Field(default_factory=dict, description="DistillConfig fields (see distill.py).")
     rl: dict[str, Any] = Field(default_factory=dict, description="RLConfig fields (see rl/); enabled: false skips RL.")
     upper_bound: dict[str, Any] = Field(default_factory=lambda: {"enabled": True}, description="Supervised reference.")
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="PII redaction of what teachers see.")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "PipelineConfig":
@@ -83,10 +90,15 @@ class PipelineConfig(BaseModel):
             mark = getattr(exc, "problem_mark", None)
             raise InputError(path, None if mark is None else mark.line + 1, None, "invalid YAML") from None
         try:
-            return cls.model_validate(raw)
+            config = cls.model_validate(raw)
         except ValidationError as exc:
             err = exc.errors()[0]
             raise InputError(path, None, ".".join(map(str, err["loc"])), err["msg"]) from None
+        if config.teachers:
+            from confprofile.synthesize import check_configs
+
+            check_configs(config.teachers, path)  # unknown backends/variants: fail now, not after the data stage
+        return config
 
 
 def _hash(obj: Any) -> str:
@@ -115,7 +127,8 @@ class Run:
         return self.dir / name
 
     def fingerprint(self, stage: str, previous: str) -> str:
-        section = {"data": self.config.data, "label": (self.config.teachers, self.config.taxonomy),
+        section = {"data": self.config.data, "label": (self.config.teachers, self.config.taxonomy,  # privacy only when on: older runs keep their fingerprints
+                                             *([self.config.privacy] if self.config.privacy.redact else [])),
                    "aggregate": self.config.aggregate, "distill": self.config.distill, "rl": self.config.rl,
                    "upper_bound": self.config.upper_bound}.get(stage)
         extra = {}
@@ -159,3 +172,39 @@ def run(config: PipelineConfig | str | Path, from_stage: str | None = None, log:
         current.mark_done(stage, fingerprint, outputs, seconds)
         log(f"[{stage}] done in {seconds:.1f} s")
     return current.dir
+
+
+def demo_config_path() -> Path:
+    return Path(__file__).parent / "configs" / "demo.yaml"
+
+
+def run_command(
+    config: Path = typer.Argument(..., help="Pipeline YAML (see configs/demo.yaml)."),
+    from_stage: str | None = typer.Option(None, "--from", help=f"Redo from this stage: {', '.join(STAGES)}."),
+) -> None:
+    """Run every stage into the config's run directory; a rerun resumes and skips finished stages."""
+    run(config, from_stage=from_stage)
+
+
+def quickstart_command(
+    out: Path = typer.Option(Path("runs/quickstart"), "--out", help="Run directory."),
+    train_users: int | None = typer.Option(None, "--train-users", help="Override the demo's synthetic train users."),
+    test_users: int | None = typer.Option(None, "--test-users", help="Override the demo's synthetic test users."),
+    from_stage: str | None = typer.Option(None, "--from", help="Redo from this stage."),
+) -> None:
+    """The embedded CPU demo: synthetic users -> packaged teachers -> voting -> SFT -> RL -> report."""
+    config = PipelineConfig.from_yaml(demo_config_path())
+    config.run_dir = str(out)
+    if train_users:
+        config.data.generate.train_users = train_users
+    if test_users:
+        config.data.generate.test_users = test_users
+    run_dir = run(config, from_stage=from_stage)
+    typer.echo(f"report: {run_dir / 'report.html'}")
+
+
+def report_command(run_dir: Path = typer.Argument(..., help="A run directory with metrics.json.")) -> None:
+    """(Re)write the HTML report of a run."""
+    from confprofile.report import write_report
+
+    typer.echo(str(write_report(run_dir)))

@@ -186,7 +186,7 @@ def parse_confidence(raw: Any) -> float | None:
     if isinstance(raw, bool) or raw is None:
         return None
     if isinstance(raw, (int, float)):
-        value = float(raw)
+        value = float(min(max(raw, -1e9), 1e9)) if isinstance(raw, int) else raw  # a 500-digit int overflows float()
         if math.isnan(value):
             return None
         if 2.0 <= value <= 100.0:

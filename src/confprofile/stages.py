@@ -28,8 +28,8 @@ from confprofile.taxonomy import Taxonomy
 TABLE_VARIANTS = [
     ("majority_vote", "majority", []),
     ("weighted_vote", "weighted", []),
-    ("weighted_vote_calibrated", "weighted", ["confidence", "class_balance"]),
-    ("dawid_skene_calibrated", "dawid_skene", ["confidence", "class_balance"]),
+    ("weighted_vote_calibrated", "weighted", ["label_prior", "confidence", "class_balance"]),
+    ("dawid_skene_calibrated", "dawid_skene", ["label_prior", "confidence", "class_balance"]),
 ]
 
 
@@ -81,7 +81,7 @@ def run_label(run) -> list[str]:
 
     configs = run.config.teachers or load_teacher_configs(default_teachers_path())
     users = _users(run, "train") + _users(run, "test")
-    answers = label_users(users, _taxonomy(run), configs, run.path("answers.cache.sqlite"))
+    answers = label_users(users, _taxonomy(run), configs, run.path("answers.cache.sqlite"), redact=run.config.privacy.redact)
     atomic_write_parquet(run.path("answers.parquet"), answers)
     return ["answers.parquet"]
 
@@ -91,13 +91,15 @@ def run_aggregate(run) -> list[str]:
     """Label-free: teacher calibration and class balance are fitted on train + test answers together
     (no gold is involved, so this is transductive but not a leak)."""
     from confprofile.aggregate import aggregate, teacher_predictions
+    from confprofile.aggregate.stage import run_aggregation
 
     taxonomy = _taxonomy(run)
     answers = pd.read_parquet(run.path("answers.parquet"))
     cfg = run.config.aggregate
-    pseudo = aggregate(answers, taxonomy=taxonomy, method=cfg.method, calibrate=cfg.calibrate, **cfg.options)
+    pseudo, summary = run_aggregation(answers, taxonomy=taxonomy, method=cfg.method, calibrate=cfg.calibrate, **cfg.options)
     atomic_write_parquet(run.path("pseudo_labels.parquet"), pseudo)
-    outputs = ["pseudo_labels.parquet"]
+    atomic_write_json(run.path("aggregate_summary.json"), summary.to_dict(orient="records"))
+    outputs = ["pseudo_labels.parquet", "aggregate_summary.json"]
     for name, method, calibrate in TABLE_VARIANTS:
         frame = aggregate(answers, taxonomy=taxonomy, method=method, calibrate=calibrate)
         atomic_write_parquet(run.path(f"aggregates/{name}.parquet"), frame)
@@ -106,3 +108,148 @@ def run_aggregate(run) -> list[str]:
         atomic_write_parquet(run.path(f"aggregates/teacher_{teacher}.parquet"), frame)
         outputs.append(f"aggregates/teacher_{teacher}.parquet")
     return outputs
+
+
+# ---------------------------------------------------------------- stage 1c
+def _train_and_predict(run, records: list[dict], name: str, options: dict) -> list[str]:
+    """Train a student on SFT records into `name/`, then predict the test users."""
+    from confprofile.distill import DistillConfig, train_student
+
+    options = {k: v for k, v in options.items() if k not in {"enabled", "predict"}}
+    model_dir = train_student(records, run.path(name), DistillConfig(**options))
+    return _predict_test(run, model_dir, name)
+
+
+def _predict_test(run, model_dir: Path, name: str) -> list[str]:
+    from confprofile.predict import predict
+
+    options = run.config.distill.get("predict", {})
+    predictions = predict(model_dir, _users(run, "test"), _taxonomy(run), model_name=name, **options)
+    atomic_write_parquet(run.path(f"predictions/{name}.parquet"), predictions)
+    return [name, f"predictions/{name}.parquet"]
+
+
+def run_distill(run) -> list[str]:
+    from confprofile.distill import build_sft_records
+
+    pseudo = pd.read_parquet(run.path("pseudo_labels.parquet"))
+    records = build_sft_records(_users(run, "train"), pseudo, _taxonomy(run))
+    atomic_write_jsonl(run.path("sft.jsonl"), records)
+    return ["sft.jsonl", *_train_and_predict(run, records, "student", run.config.distill)]
+
+
+# ---------------------------------------------------------------- stage 2
+def run_rl(run) -> list[str]:
+    from confprofile.rl.command import train_rl
+    from confprofile.rl.config import RLConfig
+
+    options = dict(run.config.rl)
+    if not options.pop("enabled", True):
+        return []
+    pseudo = pd.read_parquet(run.path("pseudo_labels.parquet"))
+    config = RLConfig.from_dict({"taxonomy": run.config.taxonomy, **options})
+    summary = train_rl(run.path("student"), _users(run, "train"), run.path("student_rl"), config, pseudo=pseudo)
+    atomic_write_json(run.path("rl_summary.json"), summary)
+    shutil.copyfile(run.path("student_rl/rl_log.jsonl"), run.path("rl_log.jsonl"))
+    return ["rl_summary.json", "rl_log.jsonl", *_predict_test(run, run.path("student_rl"), "student_rl")]
+
+
+# ---------------------------------------------------------------- supervised reference (uses gold)
+def run_upper_bound(run) -> list[str]:
+    """The same student recipe trained on the train users' GOLD labels: a reference, not label-free."""
+    from confprofile.data import load_gold
+    from confprofile.distill import build_sft_records
+
+    options = dict(run.config.upper_bound)
+    if not options.pop("enabled", True) or not run.path("train/gold.jsonl").exists():
+        return []
+    gold = load_gold(run.path("train/gold.jsonl"), _taxonomy(run))
+    as_pseudo = pd.DataFrame([
+        {"user_id": uid, "dimension": dim, "label": label, "confidence": 1.0, "kept": True, "rationale": ""}
+        for uid, labels in gold.items() for dim, label in labels.items()
+    ])
+    records = build_sft_records(_users(run, "train"), as_pseudo, _taxonomy(run), rationale=False)
+    return _train_and_predict(run, records, "supervised", {**run.config.distill, **options})
+
+
+# ---------------------------------------------------------------- evaluation (reads gold)
+def _stage_predictions(run, taxonomy: Taxonomy) -> list[tuple[str, pd.DataFrame, bool]]:
+    """(row name, test-user predictions, label-free?) in the order of the stage table."""
+    from confprofile.bench.keyword import keyword_predictions
+
+    def read(name: str) -> pd.DataFrame | None:
+        path = run.path(name)
+        return pd.read_parquet(path) if path.exists() else None
+
+    rows = [("keyword baseline", keyword_predictions(_users(run, "test"), taxonomy), True)]
+    for path in sorted(run.path("aggregates").glob("teacher_*.parquet")):
+        rows.append((f"teacher {path.stem.removeprefix('teacher_')}", pd.read_parquet(path), True))
+    for name, title in (("majority_vote", "majority vote"), ("weighted_vote", "confidence-weighted vote"),
+                        ("weighted_vote_calibrated", "+ calibration (weighted)"),
+                        ("dawid_skene_calibrated", "+ calibration (Dawid-Skene)")):
+        rows.append((title, read(f"aggregates/{name}.parquet"), True))
+    rows += [("SFT student", read("predictions/student.parquet"), True),
+             ("RL student", read("predictions/student_rl.parquet"), True),
+             ("supervised upper bound (uses gold)", read("predictions/supervised.parquet"), False)]
+    if run.path("train/gold.jsonl").exists():
+        from confprofile.bench.keyword import majority_class_predictions
+        from confprofile.data import read_jsonl
+
+        train_gold = [row for _, row in read_jsonl(run.path("train/gold.jsonl"))]
+        test_ids = [u.user_id for u in _users(run, "test")]
+        rows.append(("majority class (uses gold)", majority_class_predictions(train_gold, test_ids, taxonomy), False))
+    return [(name, frame, free) for name, frame, free in rows if frame is not None]
+
+
+def _reliability(gold: dict, frame: pd.DataFrame) -> dict:
+    from confprofile.evaluate import reliability_bins
+    from confprofile.taxonomy import UNKNOWN
+
+    answered = frame[frame["label"].notna() & (frame["label"] != UNKNOWN)]
+    correct = [gold.get(u, {}).get(d) == lab for u, d, lab in zip(answered.user_id, answered.dimension, answered.label)]
+    bins = reliability_bins(answered["confidence"].to_numpy(float), correct)
+    return {key: [b[key] for b in bins] for key in ("confidence", "accuracy", "count")}
+
+
+def run_evaluate(run) -> list[str]:
+    from confprofile.data import load_gold
+    from confprofile.evaluate import compare, evaluate, print_comparison
+
+    taxonomy = _taxonomy(run)
+    gold = load_gold(run.path("test/gold.jsonl"), taxonomy)
+    stages, frames = [], {}
+    for name, frame, label_free in _stage_predictions(run, taxonomy):
+        frame = frame[frame["user_id"].astype(str).isin(gold)]
+        frames[name] = frame
+        stages.append({"name": name, "label_free": label_free, "metrics": evaluate(gold, frame, taxonomy),
+                       "reliability": _reliability(gold, frame)})
+    teachers = [s for s in stages if s["name"].startswith("teacher ")]
+    notes = ["All rows are measured on the same held-out test users; their gold is read only here.",
+             "Teacher calibration and class balance are fitted on teacher answers of train + test users "
+             "without labels (transductive, label-free)."]
+    if teachers:
+        best = max(teachers, key=lambda s: s["metrics"]["headline_f1"])
+        notes.append(f"Best single teacher: {best['name']} (picked by test F1, an optimistic reference).")
+    by_name = {s["name"]: s["metrics"]["headline_f1"] for s in stages}
+    supervised = by_name.get("supervised upper bound (uses gold)")
+    student = max((by_name[n] for n in ("SFT student", "RL student") if n in by_name), default=None)
+    if supervised and student is not None:
+        notes.append(f"Label-free / supervised F1 ratio (best student / upper bound): {student / supervised:.2f}.")
+    distributions = {}
+    if run.path("aggregate_summary.json").exists():
+        import json
+
+        for row in json.loads(run.path("aggregate_summary.json").read_text()):
+            distributions[row["dimension"]] = {"before": row["before"], "after": row["after"]}
+    atomic_write_json(run.path("metrics.json"), {"stages": stages, "notes": notes, "label_distributions": distributions})
+    print_comparison(compare(gold, frames, taxonomy), title="Stage by stage on the test users")
+    for line in notes:
+        print(line)
+    return ["metrics.json"]
+
+
+def run_report(run) -> list[str]:
+    from confprofile.report import write_report
+
+    write_report(run.dir)
+    return ["report.html"]

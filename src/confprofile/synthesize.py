@@ -16,6 +16,7 @@ from pathlib import Path
 import typer
 
 from confprofile.cache import ReplyCache, request_key
+from confprofile.errors import InputError
 from confprofile.prompts import build_messages, parse_answer
 from confprofile.taxonomy import Taxonomy
 from confprofile.teachers.base import Teacher, TeacherConfig, TeacherReply, TeacherRequest, build_teacher, load_teacher_configs
@@ -86,14 +87,27 @@ def _rows(teacher_name: str, job: _Job, cached, taxonomy: Taxonomy) -> list[dict
 def answers_frame(rows: list[dict]):
     import pandas as pd
 
-    frame = pd.DataFrame(rows, columns=list(ANSWER_COLUMNS))
-    return frame.astype(ANSWER_COLUMNS)
+    dtypes = dict(ANSWER_COLUMNS)
+    if int(pd.__version__.split(".")[0]) < 3:  # pandas 2 has no nullable "str"; astype(str) would turn None into "None"
+        dtypes = {c: "string" if t == "str" else t for c, t in dtypes.items()}
+    return pd.DataFrame(rows, columns=list(ANSWER_COLUMNS)).astype(dtypes)
 
 
-def label_users(users, taxonomy: Taxonomy, teacher_configs: list[TeacherConfig], cache_path: str | Path, *, show_progress: bool = True):
+def redact_users(users) -> list:
+    """Users whose data has emails, phone numbers, ID-like numbers and IPs replaced by placeholders
+    (privacy.redact_value); ids stay, as they never reach a teacher."""
+    from confprofile.data import UserRecord
+    from confprofile.privacy import redact_value
+
+    return [UserRecord(user_id=u.user_id, data=redact_value(u.data)) for u in users]
+
+
+def label_users(users, taxonomy: Taxonomy, teacher_configs: list[TeacherConfig], cache_path: str | Path, *,
+                show_progress: bool = True, redact: bool = False):
     """Label `users` with every teacher through the cache; returns the answers table (one row per
-    user x teacher x sample x dimension; failed requests appear with parse_status `error`)."""
-    users = list(users)
+    user x teacher x sample x dimension; failed requests appear with parse_status `error`).
+    `redact`: strip PII from the user data before any teacher sees it (see `redact_users`)."""
+    users = redact_users(users) if redact else list(users)
     rows: list[dict] = []
     with ReplyCache(cache_path) as cache, _progress(show_progress) as progress:
         task = progress.add_task("labelling", total=len(users) * sum(c.samples for c in teacher_configs), cached=0, failed=0)
@@ -122,6 +136,19 @@ def label_users(users, taxonomy: Taxonomy, teacher_configs: list[TeacherConfig],
             for job in jobs:
                 rows.extend(_rows(config.name, job, final.get(job.key), taxonomy))
     return answers_frame(rows)
+
+
+def check_configs(configs: list[TeacherConfig], path: Path) -> None:
+    """Unknown backends or prompt variants are input errors, reported before any work starts."""
+    import confprofile.teachers  # noqa: F401  (registers the built-in backends)
+    from confprofile.prompts import PROMPT_VARIANTS
+    from confprofile.teachers.base import TEACHERS
+
+    for i, config in enumerate(configs):
+        if config.backend not in TEACHERS:
+            raise InputError(path, None, f"teachers.{i}.backend", f"unknown backend {config.backend!r}; known: {', '.join(TEACHERS.names())}")
+        if config.prompt_variant not in PROMPT_VARIANTS:
+            raise InputError(path, None, f"teachers.{i}.prompt_variant", f"unknown prompt variant {config.prompt_variant!r}; known: {', '.join(PROMPT_VARIANTS.names())}")
 
 
 def plan(users, taxonomy: Taxonomy, teacher_configs: list[TeacherConfig], cache_path: str | Path | None = None) -> list[dict]:
@@ -159,6 +186,8 @@ def label_command(
     out: Path = typer.Option(Path("answers.parquet"), "--out", help="Answers table to write."),
     cache: Path | None = typer.Option(None, "--cache", help="SQLite reply cache (default: <out>.cache.sqlite beside --out)."),
     plan_only: bool = typer.Option(False, "--plan", help="Print requests and estimated tokens; send nothing."),
+    redact: bool = typer.Option(False, "--redact", help="Replace emails, phone numbers, ID-like numbers and IPs before users reach a teacher."),
+    engine: str = typer.Option("local", "--engine", help="local: this process; ray: spread requests over a Ray cluster (RAY_ADDRESS or a new local one; extra `ray`, docs/scale-out.md)."),
 ) -> None:
     """Label users with the teacher panel; resumable (rerun to continue after an interrupt)."""
     from rich.console import Console
@@ -168,17 +197,26 @@ def label_command(
     from confprofile.files import atomic_write_parquet
 
     tax = Taxonomy.load(taxonomy)
-    configs = load_teacher_configs(teachers or default_teachers_path())
-    records = load_users(users)
+    teachers = teachers or default_teachers_path()
+    configs = load_teacher_configs(teachers)
+    check_configs(configs, teachers)
+    records = redact_users(load_users(users)) if redact else load_users(users)
     cache = cache or out.with_name(out.stem + ".cache.sqlite")
     if plan_only:
-        table = Table("teacher", "backend", "requests", "cached", "to send", "prompt tokens (est.)", "max completion tokens")
+        table = Table("teacher", "backend", "requests", "cached", "to send", "prompt tokens (est.)", "max new tokens")
+        table.columns[0].no_wrap = True
         rows = plan(records, tax, configs, cache)
         for r in rows:
             table.add_row(r["teacher"], r["backend"], *(f"{r[k]:,}" for k in ("requests", "cached", "to_send", "prompt_tokens_est", "max_completion_tokens")))
         Console().print(table)
         return
-    frame = label_users(records, tax, configs, cache)
+    if engine not in {"local", "ray"}:
+        raise typer.BadParameter(f"expected 'local' or 'ray', got {engine!r}", param_hint="--engine")
+    if engine == "ray":
+        from confprofile.scale.ray_label import label_users_ray as run
+    else:
+        run = label_users
+    frame = run(records, tax, configs, cache)
     atomic_write_parquet(out, frame)
     failed = frame.loc[frame.parse_status == "error", ["user_id", "teacher", "sample"]].drop_duplicates()
     typer.echo(f"wrote {out}: {len(frame):,} rows ({frame.parse_status.value_counts().to_dict()})")

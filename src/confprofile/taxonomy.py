@@ -172,7 +172,11 @@ class Taxonomy(BaseModel):
         path = Path(spec)
         if path.suffix in {".yaml", ".yml"} or path.exists():
             return cls.from_yaml(path)
-        return cls.builtin(str(spec))
+        try:
+            return cls.builtin(str(spec))
+        except KeyError:
+            names = sorted(p.name.removesuffix(".yaml") for p in (resources.files("confprofile") / "taxonomies").iterdir())
+            raise InputError(spec, None, "taxonomy", f"neither a YAML file nor a built-in taxonomy ({', '.join(names)})") from None
 
     def to_yaml(self, path: str | Path) -> None:
         from confprofile.files import atomic_write_text

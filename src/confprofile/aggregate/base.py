@@ -180,8 +180,15 @@ def as_encoded(answers: pd.DataFrame | Encoded, taxonomy: Taxonomy | None = None
     return answers if isinstance(answers, Encoded) else encode(answers, taxonomy)
 
 
+def has_votes(posterior: np.ndarray) -> np.ndarray:
+    """Rows of a posterior matrix that rest on at least one vote (the others are NaN)."""
+    return ~np.isnan(posterior[:, 0]) if posterior.shape[1] else np.zeros(len(posterior), bool)
+
+
 def decide(posterior: np.ndarray) -> np.ndarray:
     """Argmax with float noise rounded away, so row order never flips a tie (ties go to the first label)."""
+    if posterior.shape[1] == 0:
+        return np.zeros(len(posterior), dtype=np.int64)
     return np.argmax(np.round(posterior, 9), axis=1)
 
 
@@ -208,6 +215,11 @@ class Aggregator:
         self.encoded_ = enc
         self.posteriors_, self.votes_, self.priors_, self.decisions_ = {}, {}, {}, {}
         for name, part in enc.dims.items():
+            if part.k == 0:  # every answer abstained or was missing: nothing to vote on
+                empty = np.zeros((enc.n_users, 0))
+                self.posteriors_[name], self.votes_[name], self.priors_[name] = empty, empty, np.zeros(0)
+                self.decisions_[name] = np.zeros(enc.n_users, dtype=np.int64)
+                continue
             post, votes, prior = self._fit_dim(name, part, enc)
             voted = np.bincount(part.user[part.voting], minlength=enc.n_users) > 0
             post[~voted] = np.nan
@@ -235,7 +247,7 @@ class Aggregator:
         for name, post in self.posteriors_.items():
             rows = np.flatnonzero(enc.present[name])
             labels = np.array(enc.dims[name].labels + [UNKNOWN], dtype=object)
-            voted = ~np.isnan(post[rows, 0]) if post.shape[1] else np.zeros(len(rows), bool)
+            voted = has_votes(post[rows])
             code = np.where(voted, self.decisions_[name][rows], len(labels) - 1)
             frames.append(pd.DataFrame({"user_id": enc.users[rows], "dimension": name, "label": labels[code]}))
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["user_id", "dimension", "label"])

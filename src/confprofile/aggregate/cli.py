@@ -41,13 +41,21 @@ def aggregate_command(
     if method not in AGGREGATORS:
         raise InputError(None, None, "--method", f"unknown method {method!r}; choose from {AGGREGATORS.names()}")
     tax = Taxonomy.load(taxonomy) if taxonomy else None
-    table, summary = run_aggregation(read_answers(answers), method=method, calibrate=DEFAULT_CALIBRATION if calibrate else (),
-                                     keep_threshold=keep_threshold, taxonomy=tax)
+    try:
+        table, summary = run_aggregation(read_answers(answers), method=method, taxonomy=tax, keep_threshold=keep_threshold,
+                                         calibrate=DEFAULT_CALIBRATION if calibrate else ())
+    except InputError as exc:  # name the answers file when the table itself is at fault
+        if exc.path is None:
+            raise InputError(answers, exc.line, exc.field, exc.message) from None
+        raise
     atomic_write_parquet(out, table)
     view = Table(title=f"pseudo-labels ({table['method'].iloc[0] if len(table) else method}) -> {out}")
     for col in ("dimension", "labels before balancing", "labels after", "mean conf", "kept", "teacher agreement"):
         view.add_column(col)
+    def fmt(counts: dict) -> str:  # label shares, largest first
+        total = max(sum(counts.values()), 1)
+        return " ".join(f"{k}:{v / total:.0%}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
     for row in summary.itertuples():
-        fmt = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items(), key=lambda kv: -kv[1]))  # noqa: E731
         view.add_row(row.dimension, fmt(row.before), fmt(row.after), f"{row.mean_confidence:.3f}", f"{row.kept:.1%}", f"{row.teacher_agreement:.1%}")
     Console().print(view)

@@ -41,18 +41,8 @@ class DawidSkene(Aggregator):
 
     def _fit_dim(self, name, part, enc):
         n, k, w = enc.n_users, part.k, len(enc.teachers)
-        sw = part.sample_weight(n, w)
-        single, dist = answer_masks(part)
-        conf = np.maximum(part.conf, EPS)
-        mean_conf = np.bincount(part.teacher[single], conf[single], w) / np.maximum(np.bincount(part.teacher[single], minlength=w), 1)
-        rows = [part.user[single]]
-        cols = [part.teacher[single].astype(np.int64) * k + part.label[single]]
-        vals = [sw[single] * conf[single] / np.maximum(mean_conf[part.teacher[single]], EPS)]
-        if dist.any():
-            rows.append(np.repeat(part.user[dist], k))
-            cols.append((part.teacher[dist].astype(np.int64) * k)[:, None].repeat(k, 1).ravel() + np.tile(np.arange(k), dist.sum()))
-            vals.append((sw[dist, None] * part.probs[dist]).ravel())
-        counts = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, w * k))
+        answer, cols, vals = soft_counts(part, n, w)
+        counts = sp.csr_matrix((vals, (part.user[answer], cols)), shape=(n, w * k))
 
         start, votes, _ = self._start._fit_dim(name, part, enc)
         voted = np.bincount(part.user[part.voting], minlength=n) > 0
@@ -75,3 +65,21 @@ class DawidSkene(Aggregator):
                 break
         self.confusions_[name] = confusion
         return truth, votes, prior
+
+
+def soft_counts(part, n_users: int, n_teachers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Entries (answer index, column teacher * K + label, soft count) of the users x teacher.label count matrix."""
+    k, w = part.k, n_teachers
+    sw = part.sample_weight(n_users, w)
+    single, dist = answer_masks(part)
+    conf = np.maximum(part.conf, EPS)
+    mean_conf = np.bincount(part.teacher[single], conf[single], w) / np.maximum(np.bincount(part.teacher[single], minlength=w), 1)
+    index = [np.flatnonzero(single)]
+    cols = [part.teacher[single].astype(np.int64) * k + part.label[single]]
+    vals = [sw[single] * conf[single] / np.maximum(mean_conf[part.teacher[single]], EPS)]
+    if dist.any():
+        rows = np.flatnonzero(dist)
+        index.append(np.repeat(rows, k))
+        cols.append(np.repeat(part.teacher[rows].astype(np.int64) * k, k) + np.tile(np.arange(k), len(rows)))
+        vals.append((sw[rows, None] * part.probs[rows]).ravel())
+    return np.concatenate(index), np.concatenate(cols), np.concatenate(vals)

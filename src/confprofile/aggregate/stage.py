@@ -11,7 +11,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from confprofile.aggregate.base import AGGREGATORS, MISSING, Encoded, decide, encode
+from confprofile.aggregate.base import AGGREGATORS, MISSING, Encoded, decide, encode, has_votes
 from confprofile.aggregate.calibration import CALIBRATORS
 from confprofile.aggregate.dawid_skene import DawidSkene  # noqa: F401  (registers dawid_skene)
 from confprofile.aggregate.voting import vote_matrix
@@ -80,7 +80,7 @@ def run_aggregation(
     for name, part in enc.dims.items():
         users = np.flatnonzero(enc.present[name])
         post = model.posteriors_[name][users]
-        voted = ~np.isnan(post[:, 0])
+        voted = has_votes(post)
         before = model.decisions_[name][users]
         code, conf = before.copy(), np.zeros(len(users))
         if balance is not None and voted.any():
@@ -143,9 +143,9 @@ def teacher_predictions(answers: pd.DataFrame | Encoded, calibrate: tuple[str, .
             count = vote_matrix(part.user, label, ones, enc.n_users, part.k)[users]
             mass = vote_matrix(part.user, label, part.conf, enc.n_users, part.k)[users]
             answered = count.sum(axis=1)
-            code = decide(count * (answered.max() + 1) + mass)
-            conf = np.where(answered > 0, mass[np.arange(len(users)), code] / np.maximum(answered, 1), 0.0)
-            code = np.where(answered > 0, code, -1)
+            code = decide(count * (answered.max() + 1) + mass) if part.k else np.zeros(len(users), dtype=np.int64)
+            conf = mass[np.arange(len(users)), code] / np.maximum(answered, 1) if part.k else np.zeros(len(users))
+            code, conf = np.where(answered > 0, code, -1), np.where(answered > 0, conf, 0.0)
             part_t = replace(part, label=label)
             frames.append(pd.DataFrame({
                 "user_id": enc.users[users], "dimension": name,

@@ -17,7 +17,7 @@ def vote_matrix(user: np.ndarray, label: np.ndarray, weight: np.ndarray, n_users
     """(n_users, k) sum of `weight` per user and label, over answers with a label (label >= 0)."""
     m = label >= 0
     flat = user[m].astype(np.int64) * k + label[m]
-    return np.bincount(flat, weights=weight[m], minlength=n_users * k).reshape(n_users, k)
+    return np.bincount(flat, weights=weight[m], minlength=n_users * k).astype(float).reshape(n_users, k)
 
 
 def dist_matrix(user: np.ndarray, probs: np.ndarray, weight: np.ndarray, n_users: int) -> np.ndarray:
@@ -26,7 +26,7 @@ def dist_matrix(user: np.ndarray, probs: np.ndarray, weight: np.ndarray, n_users
     return np.stack(
         [np.bincount(user[rows], weights=weight[rows] * probs[rows, j], minlength=n_users) for j in range(probs.shape[1])],
         axis=1,
-    )
+    ).astype(float)
 
 
 def answer_masks(part: DimAnswers) -> tuple[np.ndarray, np.ndarray]:
@@ -76,6 +76,8 @@ def log_evidence(part: DimAnswers, index: np.ndarray, n_rows: int, sw: np.ndarra
     """
     k = part.k
     single, dist = answer_masks(part)
+    if k < 2:  # a single label needs no evidence
+        return np.zeros((n_rows, k))
     conf = np.clip(part.conf, 1.0 / k + 1e-3, 1 - 1e-3)
     evidence = vote_matrix(index, np.where(single, part.label, -1), sw * np.log(conf * (k - 1) / (1 - conf)), n_rows, k)
     if dist.any():

