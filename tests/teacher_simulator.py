@@ -6,6 +6,7 @@ what the label-free aggregation cannot see.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,8 @@ class SimTeacher:
     missing: float = 0.0  # probability of a missing / invalid answer
     samples: int = 1
     confusion: dict[str, np.ndarray] | None = None  # per dimension (true, answered); replaces `accuracy`
+    scores: float | None = None  # a scoring teacher: label_probs = softmax(scores * onehot(truth) + noise + bias)
+    label_bias: float = 0.0  # with `scores`: extra logit on label 0 (a small model's label prior)
 
 
 def _logit(p):
@@ -48,7 +51,14 @@ def simulate(
         truths.append(pd.DataFrame({"user_id": users, "dimension": dim, "label": names[truth]}))
         for t_index, t in enumerate(teachers):
             for s in range(t.samples):
-                if t.confusion is not None:
+                probs = None
+                if t.scores is not None:
+                    logits = rng.normal(0, 1, (n_users, k)) + t.scores * np.eye(k)[truth]
+                    logits[:, 0] += t.label_bias
+                    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+                    probs /= probs.sum(axis=1, keepdims=True)
+                    label, q = probs.argmax(axis=1), probs.max(axis=1)
+                elif t.confusion is not None:
                     cum = np.cumsum(np.asarray(t.confusion[dim], dtype=float)[truth], axis=1)
                     label = (rng.random(n_users)[:, None] > cum / cum[:, -1:]).sum(axis=1)
                     q = rng.beta(8 * t.accuracy, 8 * (1 - t.accuracy), n_users)
@@ -56,23 +66,26 @@ def simulate(
                     q = rng.beta(8 * t.accuracy, 8 * (1 - t.accuracy), n_users)
                     correct = rng.random(n_users) < q
                     label = np.where(correct, truth, (truth + rng.integers(1, k, n_users)) % k)
-                conf = 1 / (1 + np.exp(-(t.overconfidence * _logit(q) + t.bias)))
+                conf = q if probs is not None else 1 / (1 + np.exp(-(t.overconfidence * _logit(q) + t.bias)))
                 u = rng.random(n_users)
                 label = np.where(u < t.abstain, k, label)  # k = unknown
                 gone = (u >= t.abstain) & (u < t.abstain + t.missing)
                 label = np.where(gone, -1, label)
                 conf = np.where(gone, 0.0, np.round(conf, 4))
-                parts.append((t_index, s, dim, names, label, conf))
+                parts.append((t_index, s, dim, names, label, conf, probs))
 
     def column(values, categories):
         cat = pd.Categorical.from_codes(values, categories=categories)
         return cat if categorical else np.asarray(cat.astype(object))
 
-    all_names = sorted({n for *_, names, _, _ in parts for n in names})
+    all_names = sorted({n for *_, names, _, _, _ in parts for n in names})
     name_code = {n: i for i, n in enumerate(all_names)}
     frames = []
-    for t_index, s, dim, names, label, conf in parts:
+    for t_index, s, dim, names, label, conf, probs in parts:
         code = np.where(label >= 0, np.array([name_code[n] for n in names])[np.maximum(label, 0)], -1)
+        if probs is not None and not categorical:
+            dists = [json.dumps(dict(zip(names[:-1], np.round(p, 4).tolist()))) for p in probs]
+            probs = np.where(label >= 0, np.array(dists, dtype=object), None)
         frames.append(pd.DataFrame({
             "user_id": column(np.arange(n_users), users),
             "teacher": column(np.full(n_users, t_index), [t.name for t in teachers]),
@@ -80,12 +93,14 @@ def simulate(
             "dimension": column(np.full(n_users, list(dims).index(dim)), list(dims)),
             "label": column(code, all_names),
             "confidence": conf,
+            **({"label_probs": probs} if probs is not None and not categorical else {}),
         }))
     answers = pd.concat(frames, ignore_index=True)
     if not categorical:
         answers["rationale"] = np.where(answers["label"].isna(), "", "because of " + answers["label"].fillna("") + " cues")
         answers["parse_status"] = np.where(answers["label"].isna(), "invalid", np.where(answers["label"] == "unknown", "abstain", "ok"))
-        answers["label_probs"] = None
+        if "label_probs" not in answers:
+            answers["label_probs"] = None
     return answers, pd.concat(truths, ignore_index=True)
 
 

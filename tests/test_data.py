@@ -284,6 +284,7 @@ def test_empty_user_and_approx_tokens():
     assert approx_tokens("hello world") == 2
     assert approx_tokens("internationalization!") == 6  # 20 letters -> 5, plus the "!"
     assert approx_tokens("你好") == 2
+    assert approx_tokens("born 1990") == 5  # digits count one each, as in Llama-style tokenizers
 
 
 _text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=80)

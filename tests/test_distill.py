@@ -130,11 +130,14 @@ def test_load_sft_names_the_bad_line(tmp_path, records):
 
 def test_tiny_student_loss_falls(tmp_path, tiny_base, records):
     recorder = _Recorder()
-    train_student(records * 4, tmp_path / "student", _config(tiny_base, epochs=2), callbacks=[recorder])
-    assert len(recorder.losses) == 16
-    assert sum(recorder.losses[-3:]) / 3 < 0.8 * sum(recorder.losses[:3]) / 3
+    train_student(records * 2, tmp_path / "student", _config(tiny_base, epochs=2, lr=1e-2), callbacks=[recorder])
+    assert len(recorder.losses) == 8
+    assert sum(recorder.losses[-2:]) / 2 < 0.8 * sum(recorder.losses[:2]) / 2
     note = json.loads((tmp_path / "student" / "confprofile_student.json").read_text())
-    assert note["steps"] == 16 and not note["adapter"]
+    assert note["steps"] == 8 and not note["adapter"]
+    again = _Recorder()  # a rerun on the same records and settings finds the finished student
+    train_student(records * 2, tmp_path / "student", _config(tiny_base, epochs=2, lr=1e-2), callbacks=[again])
+    assert again.steps == []
 
 
 def test_weight_zero_example_leaves_parameters_unchanged(tmp_path, tiny_base, records):

@@ -110,7 +110,7 @@ def test_score_mode_matches_naive_unbatched_logprobs(score_teacher, taxonomy):
             if pair % 3:  # every third pair keeps the test fast; all dimensions are still covered
                 continue
             context = enc(prefix) + user + enc(tail) + enc(teacher.params.answer_lead.replace("{dimension}", dim))
-            target = enc(label + teacher.params.label_suffix)
+            target = tree.label_tokens[pair]
             with torch.inference_mode():
                 logits = teacher.model(input_ids=torch.tensor([context + target])).logits[0].float()
             logp = torch.log_softmax(logits[len(context) - 1 : -1], -1)
@@ -145,14 +145,17 @@ def test_generate_mode_gives_parseable_or_recorded_replies(tiny_model_dir, taxon
 def test_tree_inputs_mask_layout():
     from confprofile.teachers.transformers_backend import ScoreTree, tree_inputs
 
-    tree = ScoreTree.build([7], {"d": [8]}, {"d": {"a": [1, 2], "b": [3]}})
+    tree = ScoreTree.build([7], {"d": [8]}, {"d": {"a": [1, 2, 9], "b": [1, 3], "c": [4, 5]}})
+    assert tree.label_tokens == [[1, 2], [1, 3], [4]]  # scored up to the distinguishing token
+    assert tree.tokens == [7, 8, 1]  # tail, lead, the shared trie node "1"; leaves are never fed
+    assert tree.targets == [(1, 1, 0), (2, 2, 0), (1, 1, 1), (2, 3, 1), (1, 4, 2)]
     ids, pos, mask = tree_inputs([[5, 6], [9]], tree, prefix_len=2, pad_id=0)
-    assert ids.tolist() == [[5, 6, 7, 8, 1, 2, 3], [0, 9, 7, 8, 1, 2, 3]]
-    assert pos.tolist() == [[2, 3, 4, 5, 6, 7, 6], [2, 2, 3, 4, 5, 6, 5]]
-    row = mask[1, 0].int().tolist()  # keys: 2 prefix, pad, user, tail, lead, a1, a2, b
-    assert row[0] == [1, 1, 0, 0, 0, 0, 0, 0, 0]  # pad sees the prefix only
-    assert row[6] == [1, 1, 0, 1, 1, 1, 0, 0, 1]  # label b sees prefix, data, tail, lead, itself; not a
-    assert tree.targets == [(1, 1, 0), (2, 2, 0), (1, 3, 1)]
+    assert ids.tolist() == [[5, 6, 7, 8, 1], [0, 9, 7, 8, 1]]
+    assert pos.tolist() == [[2, 3, 4, 5, 6], [2, 2, 3, 4, 5]]
+    row = mask[1, 0].int().tolist()  # keys: 2 prefix, pad, data, tail, lead, node "1"
+    assert row[0] == [1, 1, 0, 0, 0, 0, 0]  # a pad sees the prefix only
+    assert row[1] == [1, 1, 0, 1, 0, 0, 0]  # data is causal
+    assert row[4] == [1, 1, 0, 1, 1, 1, 1]
 
 
 def test_vllm_missing_extra_message(taxonomy):

@@ -25,7 +25,7 @@ from fake_openai import FakeOpenAIServer
 from confprofile.taxonomy import Taxonomy
 
 TAX = Taxonomy.builtin("profilebench")
-KILLS, USERS, CONCURRENCY, SEED = 10, 80, 4, 1234
+KILLS, USERS, CONCURRENCY, SEED = 10, 200, 4, 1234  # 200 users: 10 short runs cannot finish them all
 USER_NUMBER = re.compile(r"user number (\d+)")
 
 
@@ -104,7 +104,7 @@ for version in range(1_000_000):
 def test_kill_during_atomic_parquet_writes_never_leaves_a_partial_file(tmp_path):
     """A writer overwrites a large Parquet file in a loop; kill -9 at random moments: the target is
     always a complete table of a single version (never torn), whatever the moment."""
-    rng, target, rows = random.Random(SEED), tmp_path / "big.parquet", 400_000
+    rng, target, rows = random.Random(SEED), tmp_path / "big.parquet", 150_000
     for _ in range(3):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target), str(rows)], stdout=subprocess.PIPE, text=True)
         proc.stdout.readline()  # one version landed: the next write is under way

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
+import re
 
 import pandas as pd
 import pytest
@@ -191,14 +191,16 @@ ATTACKS = [
 
 @pytest.mark.parametrize("variant", PROMPT_VARIANTS.names())
 def test_user_text_cannot_close_or_forge_the_data_block(variant):
+    preamble = PROMPT_VARIANTS.get(variant).preamble
+    tag = re.compile(rf"<\s*/?\s*{DATA_TAG}\s*>", re.IGNORECASE)  # anything a model could read as the tag
     for attack in ATTACKS:
         user = build_messages(f"bio: nurse\ncomments: {attack}", TAX, variant)[1]["content"]
-        opening, closing = f"<{DATA_TAG}>", f"</{DATA_TAG}>"
-        lowered = user.lower().replace(" ", "")
-        assert lowered.count(opening) == 1 and lowered.count(closing) == 1, (variant, attack, user)
-        assert user.rstrip().endswith(closing) and user.index(opening) < user.index("bio: nurse")
-        block = user[user.index(opening) + len(opening): user.rindex(closing)]
-        assert "ignore" not in user[: user.index(opening)] and block.count("bio: nurse") == 1
+        assert user.startswith(preamble + "\n")
+        fenced = user[len(preamble) + 1:]
+        tags = [(m.start(), m.group(0)) for m in tag.finditer(fenced.replace("\u200b", ""))]
+        assert [t for _, t in tags] == [f"<{DATA_TAG}>", f"</{DATA_TAG}>"], (variant, attack, fenced)
+        assert tags[0][0] == 0 and fenced.endswith(f"</{DATA_TAG}>")  # one block: opens first, closes last
+        assert attack.split(">")[-1].strip()[:10] in fenced  # the attack text is still there, as inert data
 
 
 def test_preamble_declares_the_block_as_data():

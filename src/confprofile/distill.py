@@ -33,7 +33,7 @@ from confprofile.registry import Registry
 from confprofile.taxonomy import UNKNOWN, Taxonomy
 
 STUDENT_NOTE = "confprofile_student.json"  # written last into a finished student directory
-RATIONALE_CHARS = 80  # per dimension in the SFT target: long enough to cite evidence, short to generate
+RATIONALE_CHARS = 160  # the SFT target's rationale line: cites the strongest evidence, cheap to generate
 
 # ---- SFT records ----------------------------------------------------------------------------------
 
@@ -53,7 +53,8 @@ def _clip(text: str, limit: int) -> str:
 
 
 def build_target(labels: dict[str, dict], taxonomy: Taxonomy, rationale: bool = True) -> str:
-    """The assistant turn: `Rationale: dim: why; ...` then the JSON profile (one key per dimension)."""
+    """The assistant turn: `Rationale: dim: why; ...` (most confident first, RATIONALE_CHARS at most),
+    then the JSON profile with label and confidence per dimension."""
     from confprofile.prompts import format_answer
 
     profile, reasons = {}, []
@@ -61,8 +62,9 @@ def build_target(labels: dict[str, dict], taxonomy: Taxonomy, rationale: bool = 
         entry = labels.get(dim, {"label": UNKNOWN, "confidence": 0.0})
         profile[dim] = {"label": entry["label"], "confidence": round(float(entry["confidence"]), 2)}
         if rationale and entry.get("rationale") and entry["label"] != UNKNOWN:
-            reasons.append(f"{dim}: {_clip(entry['rationale'], RATIONALE_CHARS)}")
-    return format_answer(profile, "; ".join(reasons) if reasons else None)
+            reasons.append((-entry["confidence"], f"{dim}: {_clip(entry['rationale'], RATIONALE_CHARS // 2)}"))
+    line = "; ".join(text for _, text in sorted(reasons))  # most confident dimensions first
+    return format_answer(profile, _clip(line, RATIONALE_CHARS) if line else None)
 
 
 def build_sft_records(
@@ -245,6 +247,12 @@ def _record_text(record: dict) -> str:
     return "\n".join(m["content"] for m in record["messages"])
 
 
+def _fingerprint(records: list[dict]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _last_checkpoint(directory: Path) -> str | None:
     steps = [(int(p.name.split("-")[-1]), p) for p in directory.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
     return str(max(steps)[1]) if steps else None
@@ -262,21 +270,19 @@ def train_student(records: list[dict], out: str | Path, config: DistillConfig | 
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig
 
-    from confprofile.models import CHATML_TEMPLATE, build_tiny_student, resolve_model_dir
+    from confprofile.models import CHATML_TEMPLATE, resolve_student
 
     config = config or DistillConfig()
     out = Path(out)
     note = out / STUDENT_NOTE
-    if config.resume and note.exists() and json.loads(note.read_text()).get("config") == asdict(config):
-        return out  # finished earlier with the same settings: a rerun of the pipeline does no work
+    done = {"config": asdict(config), "records": _fingerprint(records)}
+    if config.resume and note.exists() and {k: json.loads(note.read_text()).get(k) for k in done} == done:
+        return out  # finished earlier on the same records and settings: a rerun of the pipeline does no work
     out.mkdir(parents=True, exist_ok=True)
-    if config.student.lower() == "tiny":
-        base = out / "base"
-        if not (base / "config.json").exists():  # reuse on resume: same tokenizer, same init
-            build_tiny_student((_record_text(r) for r in records), base, hidden=config.tiny_hidden,
-                               layers=config.tiny_layers, vocab_size=config.tiny_vocab, seed=config.seed)
-    else:
-        base = resolve_model_dir(config.student)
+    base = resolve_student(  # a resumed run reuses the tiny student's tokenizer and init
+        config.student, [_record_text(r) for r in records], out / "base", reuse=config.resume,
+        hidden=config.tiny_hidden, layers=config.tiny_layers, vocab_size=config.tiny_vocab, seed=config.seed,
+    )
 
     on_gpu = torch.cuda.is_available()
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -330,15 +336,16 @@ def train_student(records: list[dict], out: str | Path, config: DistillConfig | 
     )
     resume_from = _last_checkpoint(checkpoints) if config.resume else None
     trainer.train(resume_from_checkpoint=resume_from)
-    _save_final(trainer, tokenizer, out, base, config)
+    _save_final(trainer, tokenizer, out, base, {**done, "steps": trainer.state.global_step})
     return out
 
 
-def _save_final(trainer, tokenizer, out: Path, base: Path, config: DistillConfig) -> None:
+def _save_final(trainer, tokenizer, out: Path, base: Path, note: dict) -> None:
     """Write the model (merged, adapter, or plain) + tokenizer via a partial dir, then the note last."""
     model = trainer.model
-    adapter = config.lora_r > 0 and not config.merge_lora
-    if config.lora_r > 0 and config.merge_lora:
+    lora, merge = note["config"]["lora_r"] > 0, note["config"]["merge_lora"]
+    adapter = lora and not merge
+    if lora and merge:
         model = model.merge_and_unload()
     partial = out / ".partial"
     shutil.rmtree(partial, ignore_errors=True)
@@ -350,8 +357,7 @@ def _save_final(trainer, tokenizer, out: Path, base: Path, config: DistillConfig
     for item in partial.iterdir():
         os.replace(item, out / item.name)
     partial.rmdir()
-    note = {"base": str(Path(base).resolve()), "adapter": adapter, "steps": trainer.state.global_step, "config": asdict(config)}
-    atomic_write_json(out / STUDENT_NOTE, note)
+    atomic_write_json(out / STUDENT_NOTE, {"base": str(Path(base).resolve()), "adapter": adapter, **note})
 
 
 def distill_command(

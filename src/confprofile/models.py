@@ -184,10 +184,16 @@ def build_tiny_student(
     return out_dir
 
 
-def resolve_student(spec: str | Path, texts: Iterable[str] | None = None, work_dir: str | Path | None = None) -> Path:
-    """A student spec -> an HF directory: `tiny` (built on `texts` into `work_dir`), `smollm2`, or a local dir."""
-    if str(spec).lower() == "tiny":
-        if texts is None or work_dir is None:
-            raise ValueError("the tiny student needs the run's texts and a work_dir to build into")
-        return build_tiny_student(texts, Path(work_dir) / "tiny-init")
-    return resolve_model_dir(spec)
+def resolve_student(
+    spec: str | Path, texts: Iterable[str] = (), tiny_dir: str | Path | None = None, *, reuse: bool = True, **tiny_options
+) -> Path:
+    """A student spec -> an HF directory: `tiny` (built on `texts` into `tiny_dir`, reused if already
+    there and `reuse`), `smollm2`, or a local HF dir. `tiny_options` go to `build_tiny_student`."""
+    if str(spec).lower() != "tiny":
+        return resolve_model_dir(spec)
+    if tiny_dir is None:
+        raise ValueError("the tiny student needs a directory to be built in")
+    tiny_dir = Path(tiny_dir)
+    if reuse and (tiny_dir / "config.json").exists():
+        return tiny_dir
+    return build_tiny_student(texts, tiny_dir, **tiny_options)

@@ -16,7 +16,7 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [
     # ID-like: 12+ digits, optionally grouped by spaces or dashes (card and national ID numbers)
     ("[ID]", re.compile(r"\b\d(?:[ -]?\d){11,}[\dXx]?\b")),
     # phones: optional +country code, then 7+ digits with separators; at least 7 digits in all
-    ("[PHONE]", re.compile(r"(?<![\w.])\+?\d{1,3}?[ .-]?\(?\d{2,4}\)?(?:[ .-]?\d{2,4}){2,3}(?![\w.])")),
+    ("[PHONE]", re.compile(r"(?<![\w.])\+?\d{1,3}?[ .-]?\(?\d{2,4}\)?(?:[ .-]?\d{2,4}){2,3}(?!\w|\.\d)")),
 ]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,7 @@ class DimAnswers:
     label: np.ndarray  # int16 code, ABSTAIN or MISSING
     conf: np.ndarray  # float64 in [0, 1]
     row: np.ndarray  # int64 row of the original table (rationales)
+    weight: np.ndarray  # 1 / (this teacher's non-missing samples of this user): k samples share one vote
     probs: np.ndarray | None = None  # (n, K) label distribution; NaN rows where a teacher gave none
 
     @property
@@ -47,16 +49,19 @@ class DimAnswers:
     def voting(self) -> np.ndarray:
         return self.label >= 0
 
-    def sample_weight(self, n_users: int, n_teachers: int) -> np.ndarray:
-        """1 / (non-missing samples of this teacher on this user): a teacher's k samples share one vote."""
-        pair = self.user.astype(np.int64) * n_teachers + self.teacher
-        answered = self.label != MISSING
-        if n_users * n_teachers <= 50_000_000:  # dense count table: one O(n) bincount
-            counts = np.bincount(pair[answered], minlength=n_users * n_teachers)[pair]
-        else:
-            _, inverse, per_pair = np.unique(pair, return_inverse=True, return_counts=True)
-            counts = np.bincount(inverse[answered], minlength=len(per_pair))[inverse]
-        return np.where(answered, 1.0 / np.maximum(counts, 1), 0.0)
+    @cached_property
+    def single(self) -> np.ndarray:
+        """Voting answers given as one label (the others that vote give a distribution)."""
+        return self.voting if self.probs is None else self.voting & ~np.isfinite(self.probs[:, 0])
+
+    @cached_property
+    def dist(self) -> np.ndarray:
+        return self.voting & ~self.single
+
+    @cached_property
+    def cells(self) -> np.ndarray:
+        """Flat (user, label) cell of each single-label answer: the index every vote bincounts over."""
+        return self.user[self.single].astype(np.int64) * self.k + self.label[self.single]
 
 
 @dataclass
@@ -78,39 +83,64 @@ class Encoded:
 
 
 def _codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes and sorted unique values; categorical columns reuse their codes."""
+    """Integer codes (-1 for null) and sorted unique values; categorical columns reuse their codes."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        cats = column.cat.categories
-        order = np.argsort(cats.astype(str).to_numpy(), kind="stable")
-        remap = np.empty(len(cats), dtype=np.int64)
-        remap[order] = np.arange(len(cats))
+        names = np.asarray(column.cat.categories.to_numpy(dtype=object)).astype(str)
         codes = column.cat.codes.to_numpy()
-        return np.where(codes >= 0, remap[codes], -1), cats.astype(str).to_numpy()[order]
+        if len(names) < 2 or bool((names[1:] > names[:-1]).all()):
+            return codes, names
+        order = np.argsort(names, kind="stable")
+        remap = np.empty(len(names) + 1, dtype=np.int64)
+        remap[order] = np.arange(len(names))
+        remap[-1] = -1  # code -1 (null) indexes the last slot
+        return remap[codes], names[order]
     codes, uniques = pd.factorize(column, sort=True)
     return codes, np.asarray(uniques, dtype=object).astype(str)
 
 
-def _parse_probs(raw: pd.Series, labels: list[str]) -> np.ndarray | None:
-    """(n, K) matrix from JSON `{label: prob}` strings; NaN rows where absent or unparseable."""
-    if raw.isna().all():
-        return None
-    index = {name: k for k, name in enumerate(labels)}
-    out = np.full((len(raw), len(labels)), np.nan)
-    for i, text in enumerate(raw.to_numpy()):
-        if not isinstance(text, str):
-            continue
+def _small_int(codes: np.ndarray, n: int) -> np.ndarray:
+    return codes.astype(np.int16 if n < 2**15 else np.int32, copy=False)
+
+
+def sample_weights(user: np.ndarray, teacher: np.ndarray, label: np.ndarray, n_users: int, n_teachers: int) -> np.ndarray:
+    """1 / (non-missing answers of this teacher on this user dimension), 0 for missing answers."""
+    answered = label != MISSING
+    pair = user.astype(np.int64) * n_teachers + teacher
+    if n_users * n_teachers <= 50_000_000:  # dense count table: one O(n) bincount
+        counts = np.bincount(pair[answered], minlength=n_users * n_teachers)[pair]
+    else:
+        _, inverse, per_pair = np.unique(pair, return_inverse=True, return_counts=True)
+        counts = np.bincount(inverse[answered], minlength=len(per_pair))[inverse]
+    return np.where(answered, 1.0 / np.maximum(counts, 1), 0.0)
+
+
+def _parse_json(raw: pd.Series) -> np.ndarray:
+    """Each `label_probs` cell as a dict (empty when absent or not a JSON object); one parse per row."""
+    out = np.full(len(raw), None, dtype=object)
+    out[:] = [{}] * len(raw)
+    texts = raw.to_numpy(dtype=object)
+    for i in np.flatnonzero(raw.notna().to_numpy()):
         try:
-            dist = json.loads(text)
+            value = json.loads(texts[i]) if isinstance(texts[i], str) else {}
         except ValueError:
-            continue
-        if not isinstance(dist, dict):
-            continue
-        row = np.zeros(len(labels))
-        for name, p in dist.items():
-            if name in index and isinstance(p, int | float) and np.isfinite(p) and p > 0:
-                row[index[name]] = p
-        if row.sum() > 0:
-            out[i] = row / row.sum()
+            value = {}
+        out[i] = value if isinstance(value, dict) else {}
+    return out
+
+
+def _prob_matrix(dists: np.ndarray, labels: list[str]) -> np.ndarray | None:
+    """(n, K) normalised label distributions; NaN rows where a row gave none over these labels."""
+    def number(v):
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0.0
+
+    given = np.flatnonzero([bool(d) for d in dists])
+    mat = np.zeros((len(dists), len(labels)))
+    if len(given):
+        mat[given] = [[number(dists[i].get(label)) for label in labels] for i in given]
+    mat = np.where(np.isfinite(mat) & (mat > 0), mat, 0.0)
+    total = mat.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(total > 0, mat / total, np.nan)
     return out if np.isfinite(out).any() else None
 
 
@@ -127,7 +157,10 @@ def encode(answers: pd.DataFrame, taxonomy: Taxonomy | None = None) -> Encoded:
     teacher_code, teachers = _codes(answers["teacher"])
     dim_code, observed_dims = _codes(answers["dimension"])
     label_code, label_names = _codes(answers["label"])
-    conf = np.clip(np.nan_to_num(answers["confidence"].to_numpy(dtype=np.float64)), 0.0, 1.0)
+    user_code, teacher_code = user_code.astype(np.int32, copy=False), _small_int(teacher_code, len(teachers))
+    conf = answers["confidence"].to_numpy(dtype=np.float64, copy=True)
+    conf[np.isnan(conf)] = 0.0
+    np.clip(conf, 0.0, 1.0, out=conf)
     dim_names = list(observed_dims)
     if taxonomy is not None:
         unknown_dims = sorted(set(dim_names) - set(taxonomy.dimension_names))
@@ -135,43 +168,49 @@ def encode(answers: pd.DataFrame, taxonomy: Taxonomy | None = None) -> Encoded:
             raise InputError(None, None, "dimension", f"dimension(s) {unknown_dims} are not in taxonomy {taxonomy.name!r}")
         dim_names = [d for d in taxonomy.dimension_names if d in set(observed_dims)]
         dim_code = pd.Index(dim_names).get_indexer(pd.Index(observed_dims))[dim_code]
-
-    order = np.argsort(dim_code, kind="stable")
-    bounds = np.searchsorted(dim_code[order], np.arange(len(dim_names) + 1))
+    dim_code = _small_int(dim_code, len(dim_names))
+    # Label space per dimension, then one lookup (dimension, global label) -> local code for all rows.
+    width = len(label_names) + 1  # the last slot of a row is the null label
+    cell = dim_code.astype(np.int32 if len(dim_names) * width < 2**31 else np.int64) * width
+    cell += np.where(label_code >= 0, label_code, len(label_names)).astype(cell.dtype, copy=False)
+    seen = np.bincount(cell, minlength=len(dim_names) * width).reshape(len(dim_names), width)
     has_probs = "label_probs" in answers.columns and answers["label_probs"].notna().any()
-    dims, present = {}, {}
+    dists = _parse_json(answers["label_probs"]) if has_probs else None
+    spaces, lookup = {}, np.full((len(dim_names), len(label_names) + 1), MISSING, dtype=np.int16)
     for d, name in enumerate(dim_names):
-        rows = order[bounds[d] : bounds[d + 1]]
-        seen = np.unique(label_code[rows][label_code[rows] >= 0])
-        observed = [label_names[c] for c in seen if label_names[c] != UNKNOWN]
         if taxonomy is not None:
             labels = taxonomy.dimension(name).label_names
         else:
-            extra = set()
+            labels = {label_names[c] for c in np.flatnonzero(seen[d, :-1])} - {UNKNOWN}
             if has_probs:  # labels offered only in distributions still belong to the label space
-                for text in answers["label_probs"].to_numpy()[rows]:
-                    if isinstance(text, str):
-                        try:
-                            extra.update(k for k in json.loads(text) if k != UNKNOWN)
-                        except (ValueError, TypeError, AttributeError):
-                            pass
-            labels = sorted(set(observed) | extra)
-        lookup = np.full(len(label_names) + 1, MISSING, dtype=np.int16)  # last slot: null label
-        label_index = {name_: k for k, name_ in enumerate(labels)}
-        for c, text in enumerate(label_names):
-            lookup[c] = ABSTAIN if text == UNKNOWN else label_index.get(text, MISSING)
-        codes = lookup[np.where(label_code[rows] >= 0, label_code[rows], len(label_names))]
-        probs = _parse_probs(answers["label_probs"].iloc[rows], labels) if has_probs and labels else None
+                for dist in dists[dim_code == d]:
+                    labels.update(k for k in dist if isinstance(k, str) and k != UNKNOWN)
+            labels = sorted(labels)
+        spaces[name] = labels
+        index = {label: k for k, label in enumerate(labels)}
+        lookup[d, :-1] = [ABSTAIN if text == UNKNOWN else index.get(text, MISSING) for text in label_names]
+    codes = lookup.ravel()[cell]
+    del cell
+    conf[codes == MISSING] = 0.0
+
+    if len(dim_code) < 2 or bool((dim_code[1:] >= dim_code[:-1]).all()):  # grouped already: slices are views
+        order = None
+        bounds = np.searchsorted(dim_code, np.arange(len(dim_names) + 1))
+    else:
+        order = np.argsort(dim_code, kind="stable")
+        bounds = np.searchsorted(dim_code[order], np.arange(len(dim_names) + 1))
+    dims, present = {}, {}
+    for d, name in enumerate(dim_names):
+        rows = np.arange(bounds[d], bounds[d + 1]) if order is None else order[bounds[d] : bounds[d + 1]]
+        take = (lambda a: a[bounds[d] : bounds[d + 1]]) if order is None else (lambda a: a[rows])
+        user, teacher, label = take(user_code), take(teacher_code), take(codes)
+        labels = spaces[name]
+        probs = _prob_matrix(dists[rows], labels) if has_probs and labels else None
         dims[name] = DimAnswers(
-            labels=labels,
-            user=user_code[rows].astype(np.int32),
-            teacher=teacher_code[rows].astype(np.int32),
-            label=codes,
-            conf=np.where(codes == MISSING, 0.0, conf[rows]),
-            row=rows.astype(np.int64),
-            probs=probs,
+            labels=labels, user=user, teacher=teacher, label=label, conf=take(conf), row=rows,
+            weight=sample_weights(user, teacher, label, len(users), len(teachers)), probs=probs,
         )
-        present[name] = np.bincount(dims[name].user, minlength=len(users)) > 0
+        present[name] = np.bincount(user, minlength=len(users)) > 0
     rationale = answers["rationale"].to_numpy(dtype=object) if "rationale" in answers.columns else None
     return Encoded(users=users, teachers=list(teachers), dims=dims, rationale=rationale, present=present)
 
@@ -224,7 +263,8 @@ class Aggregator:
             voted = np.bincount(part.user[part.voting], minlength=enc.n_users) > 0
             post[~voted] = np.nan
             self.posteriors_[name], self.votes_[name], self.priors_[name] = post, votes, prior
-            self.decisions_.setdefault(name, decide(np.nan_to_num(post)))
+            if name not in self.decisions_:
+                self.decisions_[name] = decide(np.nan_to_num(post))
         return self
 
     def fit_predict_proba(self, answers: pd.DataFrame | Encoded) -> dict[str, pd.DataFrame]:
@@ -243,13 +283,21 @@ class Aggregator:
         return self.predictions()
 
     def predictions(self) -> pd.DataFrame:
+        """user_id, dimension, label as categorical columns (no per-row string objects: cheap at 1M users)."""
         enc, frames = self.encoded_, []
-        for name, post in self.posteriors_.items():
+        users = pd.CategoricalDtype(enc.users)
+        dims = pd.CategoricalDtype(list(self.posteriors_))
+        all_labels = sorted({label for part in enc.dims.values() for label in part.labels} | {UNKNOWN})
+        label_dtype = pd.CategoricalDtype(all_labels)
+        for d, (name, post) in enumerate(self.posteriors_.items()):
             rows = np.flatnonzero(enc.present[name])
-            labels = np.array(enc.dims[name].labels + [UNKNOWN], dtype=object)
-            voted = has_votes(post[rows])
-            code = np.where(voted, self.decisions_[name][rows], len(labels) - 1)
-            frames.append(pd.DataFrame({"user_id": enc.users[rows], "dimension": name, "label": labels[code]}))
+            to_global = np.searchsorted(all_labels, enc.dims[name].labels + [UNKNOWN])
+            code = np.where(has_votes(post[rows]), self.decisions_[name][rows], len(to_global) - 1)
+            frames.append(pd.DataFrame({
+                "user_id": pd.Categorical.from_codes(rows, dtype=users),
+                "dimension": pd.Categorical.from_codes(np.full(len(rows), d), dtype=dims),
+                "label": pd.Categorical.from_codes(to_global[code], dtype=label_dtype),
+            }))
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["user_id", "dimension", "label"])
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from confprofile.aggregate.base import Encoded, decide
-from confprofile.aggregate.voting import answer_masks, dist_matrix, log_evidence, normalize_rows
+from confprofile.aggregate.voting import dist_matrix, log_evidence, normalize_rows
 from confprofile.registry import Registry
 
 CALIBRATORS: Registry[type] = Registry("calibrator")
@@ -40,7 +40,7 @@ class LabelPriorCorrection:
             if part.probs is None:
                 dims[name] = part
                 continue
-            _, dist = answer_masks(part)
+            dist = part.dist
             w = len(enc.teachers)
             n = np.bincount(part.teacher[dist], minlength=w)
             mean = dist_matrix(part.teacher[dist], part.probs[dist], np.ones(dist.sum()), w) / np.maximum(n, 1)[:, None]
@@ -62,14 +62,13 @@ def loto_agreement(part, enc: Encoded) -> tuple[np.ndarray, np.ndarray]:
     pairs, pair = np.unique(part.user.astype(np.int64) * w + part.teacher, return_inverse=True)
     n_votes = np.bincount(part.user[part.voting], minlength=enc.n_users)
     has_others = (n_votes[pairs // w] > np.bincount(pair[part.voting], minlength=len(pairs)))[pair] & part.voting
-    sw = part.sample_weight(enc.n_users, w)
-    others = log_evidence(part, part.user, enc.n_users, sw)[pairs // w] - log_evidence(part, pair, len(pairs), sw)
+    others = log_evidence(part, enc.n_users)[pairs // w] - log_evidence(part, len(pairs), pair)
     return (decide(others)[pair] == part.label).astype(float), has_others
 
 
 def isotonic(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weighted isotonic regression by pool-adjacent-violators over the distinct x values: (knots, fitted)."""
-    knots, inverse = np.unique(x, return_inverse=True)
+    knots, inverse = np.unique(np.round(x, 3), return_inverse=True)  # <= 1001 knots keep the PAV loop short
     w = np.bincount(inverse, weight, len(knots))
     mean = np.bincount(inverse, weight * y, len(knots)) / np.maximum(w, 1e-12)
     blocks: list[list[float]] = []  # [weighted mean, weight, number of knots]
@@ -139,7 +138,7 @@ class ConfidenceCalibration:
             target, usable = self._dev_targets(name, part, enc)
         else:
             target, usable = loto_agreement(part, enc)
-        sw = part.sample_weight(enc.n_users, len(enc.teachers))
+        sw = part.weight
         conf = part.conf.copy()
         for t, teacher in enumerate(enc.teachers):
             fit_rows = usable & (part.teacher == t)
@@ -159,7 +158,7 @@ class ConfidenceCalibration:
                 continue
             conf, probs = self._calibrate(name, part, enc), part.probs
             if probs is not None:  # rescale distributions so their top label carries the calibrated confidence
-                _, dist = answer_masks(part)
+                dist = part.dist
                 probs = probs.copy()
                 top = probs[dist].max(axis=1, keepdims=True)
                 rest = np.maximum(1 - top, 1e-12)

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from confprofile.aggregate.base import AGGREGATORS, EPS, Aggregator
-from confprofile.aggregate.voting import WeightedVote, answer_masks
+from confprofile.aggregate.voting import WeightedVote
 
 
 @AGGREGATORS.register("dawid_skene")
@@ -70,8 +70,8 @@ class DawidSkene(Aggregator):
 def soft_counts(part, n_users: int, n_teachers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Entries (answer index, column teacher * K + label, soft count) of the users x teacher.label count matrix."""
     k, w = part.k, n_teachers
-    sw = part.sample_weight(n_users, w)
-    single, dist = answer_masks(part)
+    sw = part.weight
+    single, dist = part.single, part.dist
     conf = np.maximum(part.conf, EPS)
     mean_conf = np.bincount(part.teacher[single], conf[single], w) / np.maximum(np.bincount(part.teacher[single], minlength=w), 1)
     index = [np.flatnonzero(single)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from confprofile.aggregate.base import AGGREGATORS, EPS, Aggregator, DimAnswers, Encoded, decide
+from confprofile.aggregate.base import AGGREGATORS, EPS, Aggregator, DimAnswers, decide
 
 
 def vote_matrix(user: np.ndarray, label: np.ndarray, weight: np.ndarray, n_users: int, k: int) -> np.ndarray:
@@ -29,11 +29,10 @@ def dist_matrix(user: np.ndarray, probs: np.ndarray, weight: np.ndarray, n_users
     ).astype(float)
 
 
-def answer_masks(part: DimAnswers) -> tuple[np.ndarray, np.ndarray]:
-    """(voting answers given as a single label, voting answers given as a distribution)."""
-    has_dist = np.isfinite(part.probs[:, 0]) if part.probs is not None else np.zeros(len(part.label), bool)
-    voting = part.voting
-    return voting & ~has_dist, voting & has_dist
+def cell_sums(part: DimAnswers, values: np.ndarray, n_users: int) -> np.ndarray:
+    """(n_users, K) sums of `values` (one per single-label answer) per user and label."""
+    sums = np.bincount(part.cells, weights=values, minlength=n_users * part.k)
+    return sums.astype(float, copy=False).reshape(n_users, part.k)  # float even when no answer is counted
 
 
 def uniform(k: int) -> np.ndarray:
@@ -46,12 +45,12 @@ def normalize_rows(m: np.ndarray) -> np.ndarray:
         return np.where(total > 0, m / total, np.nan)
 
 
-def confidence_votes(part: DimAnswers, enc: Encoded, sw: np.ndarray) -> np.ndarray:
+def confidence_votes(part: DimAnswers, n_users: int) -> np.ndarray:
     """Linear vote mass: sum of weight x confidence on each answer's label (or its distribution)."""
-    single, dist = answer_masks(part)
-    votes = vote_matrix(part.user, np.where(single, part.label, -1), sw * np.maximum(part.conf, EPS), enc.n_users, part.k)
+    single, dist = part.single, part.dist
+    votes = cell_sums(part, part.weight[single] * np.maximum(part.conf[single], EPS), n_users)
     if dist.any():
-        votes += dist_matrix(part.user[dist], part.probs[dist], sw[dist], enc.n_users)
+        votes += dist_matrix(part.user[dist], part.probs[dist], part.weight[dist], n_users)
     return votes
 
 
@@ -62,27 +61,29 @@ class MajorityVote(Aggregator):
     name = "majority"
 
     def _fit_dim(self, name, part, enc):
-        sw = part.sample_weight(enc.n_users, len(enc.teachers))
-        counts = vote_matrix(part.user, part.label, sw, enc.n_users, part.k)
+        counts = vote_matrix(part.user, part.label, part.weight, enc.n_users, part.k)
         return normalize_rows(counts), counts, uniform(part.k)
 
 
-def log_evidence(part: DimAnswers, index: np.ndarray, n_rows: int, sw: np.ndarray) -> np.ndarray:
-    """(n_rows, K) naive-Bayes log evidence, summed per `index` (a user or a user-teacher pair per answer).
+def log_evidence(part: DimAnswers, n_rows: int, index: np.ndarray | None = None) -> np.ndarray:
+    """(n_rows, K) naive-Bayes log evidence summed per user, or per `index` (e.g. a user-teacher pair) of each answer.
 
     A label answer with confidence c adds log(c (K-1) / (1 - c)) to its label (c is floored just
     above chance, so an answer is never evidence against its own label); a distribution adds its
     log-probabilities.
     """
-    k = part.k
-    single, dist = answer_masks(part)
+    k, single, dist = part.k, part.single, part.dist
     if k < 2:  # a single label needs no evidence
         return np.zeros((n_rows, k))
-    conf = np.clip(part.conf, 1.0 / k + 1e-3, 1 - 1e-3)
-    evidence = vote_matrix(index, np.where(single, part.label, -1), sw * np.log(conf * (k - 1) / (1 - conf)), n_rows, k)
+    conf = np.clip(part.conf[single], 1.0 / k + 1e-3, 1 - 1e-3)
+    weight = part.weight[single] * np.log(conf * (k - 1) / (1 - conf))
+    if index is None:
+        evidence, index = cell_sums(part, weight, n_rows), part.user
+    else:
+        evidence = vote_matrix(index[single], part.label[single], weight, n_rows, k)
     if dist.any():
         logp = np.log(np.clip(part.probs[dist], 1e-4, 1.0))
-        evidence += dist_matrix(index[dist], logp - logp.max(axis=1, keepdims=True), sw[dist], n_rows)
+        evidence += dist_matrix(index[dist], logp - logp.max(axis=1, keepdims=True), part.weight[dist], n_rows)
     return evidence
 
 
@@ -110,9 +111,8 @@ class WeightedVote(Aggregator):
         self.weights = weights
 
     def _fit_dim(self, name, part, enc):
-        sw = part.sample_weight(enc.n_users, len(enc.teachers))
-        votes = confidence_votes(part, enc, sw)
-        post = softmax(log_evidence(part, part.user, enc.n_users, sw))
+        votes = confidence_votes(part, enc.n_users)
+        post = softmax(log_evidence(part, enc.n_users))
         if self.weights == "confidence":  # decide by the vote, report the posterior of that decision
             self.decisions_[name] = decide(votes)
         return post, votes, uniform(part.k)

@@ -4,8 +4,9 @@
   left padding, sampling seeded per (user, sample) so samples differ but a rerun repeats them.
 - `mode: score` is for small models that cannot write JSON reliably (see CPU-STACK.md): the model
   reads the prompt once and, for every dimension, we measure the log-probability of each label as
-  the start of its JSON answer (`{"gender": {"label": "male"`). A softmax over a dimension's labels
-  gives `label_probs`; the label is the argmax and its probability the confidence.
+  the start of its JSON answer (`{"gender": {"label": "male"`), up to the token that tells it apart
+  from the other labels (the rest would be forced by constrained decoding). A softmax over a
+  dimension's labels gives `label_probs`; the label is the argmax, its probability the confidence.
 
 How score mode stays cheap: everything before the user data (system prompt, user-turn preamble) is
 identical for all users, so its KV cache is computed once and shared by every batch. After each
@@ -23,6 +24,7 @@ params (all optional): see `TransformersParams`.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -60,9 +62,8 @@ def pick_label(probs: dict[str, float], sample: int, temperature: float, seed: i
     best = max(labels, key=probs.__getitem__)
     if sample == 0 or temperature <= 0:
         return best
-    import math
-
-    weights = [math.exp(math.log(max(probs[label], 1e-12)) / temperature) for label in labels]
+    top = math.log(max(probs[best], 1e-12))  # relative to the best label: no underflow at low temperature
+    weights = [math.exp((math.log(max(probs[label], 1e-12)) - top) / temperature) for label in labels]
     return random.Random(seed).choices(labels, weights=weights, k=1)[0]
 
 
@@ -80,20 +81,31 @@ def distribution_reply(
 # ---- score mode: the token tree after each user's data ---------------------------------------
 
 
+def unique_prefix(ids: list[int], others: list[list[int]]) -> list[int]:
+    """The shortest prefix of `ids` that no other label starts with (all of `ids` if none is)."""
+    for n in range(1, len(ids) + 1):
+        if not any(other[:n] == ids[:n] for other in others):
+            return ids[:n]
+    return ids
+
+
 @dataclass
 class ScoreTree:
-    """Tokens appended after a user's data: a shared `tail`, then a lead + label branch per label.
+    """Tokens appended after a user's data: a shared `tail`, a `lead` per dimension, then a token
+    trie of the dimension's labels.
 
-    `parent[j]` is the token before j in its branch (-1: the last data token); `positions` are
-    offsets from the first tail token; `targets` lists (source index, token id, pair index): the
-    logits at `source` predict `token`, one of the tokens of label `pairs[pair]`.
+    A label is scored up to the token that sets it apart from the dimension's other labels (the
+    rest is forced, as in constrained decoding); labels sharing first tokens share trie nodes, and a
+    label's last token is only predicted, never fed. `parent[j]` is the token before j (-1: the last
+    data token); `positions` are offsets from the first tail token; `targets` lists (source index,
+    token id, pair index): the logits at `source` predict `token` of label `pairs[pair]`.
     """
 
     tokens: list[int]
     parent: list[int]
     positions: list[int]
     pairs: list[tuple[str, str]]
-    pair_lengths: list[int]
+    label_tokens: list[list[int]]
     targets: list[tuple[int, int, int]]
 
     @classmethod
@@ -102,23 +114,33 @@ class ScoreTree:
             raise ValueError("the score tree needs at least one tail token to predict the first label token from")
         tree = cls([], [], [], [], [], [])
 
-        def chain(ids: list[int], parent: int, start: int, pair: int | None) -> tuple[int, int]:
-            for offset, token in enumerate(ids):
-                if pair is not None:
-                    tree.targets.append((parent, token, pair))
-                tree.tokens.append(token)
-                tree.parent.append(parent)
-                tree.positions.append(start + offset)
-                parent = len(tree.tokens) - 1
-            return parent, start + len(ids)
+        def add(token: int, parent: int, position: int) -> int:
+            tree.tokens.append(token)
+            tree.parent.append(parent)
+            tree.positions.append(position)
+            return len(tree.tokens) - 1
 
-        tail_end, pos = chain(tail, -1, 0, None)
+        tail_end = -1
+        for offset, token in enumerate(tail):
+            tail_end = add(token, tail_end, offset)
         for dim, lead in leads.items():
-            lead_end, lead_pos = chain(lead, tail_end, pos, None)
+            lead_end, lead_pos = tail_end, len(tail)
+            for token in lead:
+                lead_end, lead_pos = add(token, lead_end, lead_pos), lead_pos + 1
+            nodes: dict[tuple[int, ...], int] = {}
             for label, ids in labels[dim].items():
+                cut = unique_prefix(ids, [other for name, other in labels[dim].items() if name != label])
+                pair = len(tree.pairs)
                 tree.pairs.append((dim, label))
-                tree.pair_lengths.append(len(ids))
-                chain(ids, lead_end, lead_pos, len(tree.pairs) - 1)
+                tree.label_tokens.append(cut)
+                source = lead_end
+                for k, token in enumerate(cut):
+                    tree.targets.append((source, token, pair))
+                    if k + 1 < len(cut):  # context for the next token: feed it (shared with siblings)
+                        key = tuple(cut[: k + 1])
+                        if key not in nodes:
+                            nodes[key] = add(token, source, lead_pos + k)
+                        source = nodes[key]
         return tree
 
     def visibility(self):
@@ -177,7 +199,7 @@ class TransformersTeacher(Teacher):
         if self.params.threads:
             torch.set_num_threads(self.params.threads)
         self.model, self.tokenizer = load_causal_lm(self.model_spec(), dtype=self.params.dtype, device=self.params.device)
-        self._prefix_cache: dict[str, tuple[list[int], Any]] = {}
+        self._prefix_cache: dict[str, tuple[int, list]] = {}  # prefix text -> (length, per-layer (keys, values))
         self._trees: dict[str, ScoreTree] = {}
 
     def model_spec(self) -> str:
@@ -222,7 +244,6 @@ class TransformersTeacher(Teacher):
                 on_reply(requests[i], reply)
 
     def _generate(self, prompts: list[list[int]], requests: list[TeacherRequest]) -> list[str]:
-        import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
         device = self.model.device
@@ -361,7 +382,7 @@ class TransformersTeacher(Teacher):
 
         scores, tree = self.label_logprobs(prefix, tail, users)
         if self.params.length_norm:
-            scores = scores / torch.tensor(tree.pair_lengths, dtype=scores.dtype)
+            scores = scores / torch.tensor([len(t) for t in tree.label_tokens], dtype=scores.dtype)
         results: list[dict[str, dict[str, float]]] = [{} for _ in users]
         for dim in self.taxonomy.dimension_names:
             cols = [i for i, (d, _) in enumerate(tree.pairs) if d == dim]
