@@ -114,6 +114,8 @@ def test_not_kept_dimensions_are_masked_or_dropped():
     kept_all = build_sft_records(USERS, _pseudo_labels(kept_pet=False), TAXONOMY, not_kept="keep", max_user_tokens=32)
     assert parse_answer(kept_all[1]["messages"][2]["content"], TAXONOMY)["pet"].label == "cat"
     assert kept_all[1]["weight"] == pytest.approx(0.7)
+    bare = build_sft_records(USERS, _pseudo_labels(), TAXONOMY, rationale=False, max_user_tokens=32)
+    assert bare[0]["messages"][2]["content"].startswith("{")
     uniform = build_sft_records(USERS, _pseudo_labels(), TAXONOMY, weight_fn="min_confidence", max_user_tokens=32)
     assert {r["weight"] for r in uniform} == {0.5}
 

@@ -222,7 +222,7 @@ def test_movielens_cli(tmp_path):
         (MAPPING.replace("about", "biography"), "sources.bio.column", "column 'biography' is not in users.csv"),
         (MAPPING.replace("id: customer", "id: cust"), "id", "column 'cust' is not in"),
         (MAPPING.replace("gender: sex", "hobby: sex"), "gold.hobby", "no dimension 'hobby'"),
-        (MAPPING.replace("taxonomy: profilebench", "taxonomy: nosuch"), "taxonomy", "neither a taxonomy file"),
+        (MAPPING.replace("taxonomy: profilebench", "taxonomy: nosuch"), "taxonomy", "neither a YAML file nor a built-in taxonomy"),
         (MAPPING.replace("  bio: about", "  bio: about\n  leak: sex"), "sources", "must not also be user data"),
         (MAPPING + "colour: red\n", "colour", "Extra inputs"),
         ("id: customer\ntaxonomy: profilebench\n", "sources", "Field required"),

@@ -7,6 +7,8 @@ import math
 import os
 import random
 import shutil
+from pathlib import Path
+import sys
 import socket
 import subprocess
 import time
@@ -142,7 +144,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def transformers_server():
-    if shutil.which("transformers") is None:
+    cli = shutil.which("transformers", path=str(Path(sys.executable).parent)) or shutil.which("transformers")
+    if cli is None:
         pytest.fail("the `transformers` CLI is missing: pip install 'transformers[serving]'")
     from confprofile.models import smollm2_dir
 
@@ -150,7 +153,7 @@ def transformers_server():
     port = _free_port()
     log = open(os.devnull, "w")
     proc = subprocess.Popen(
-        [shutil.which("transformers"), "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+        [cli, "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     url = f"http://127.0.0.1:{port}"

@@ -211,3 +211,14 @@ def test_quasi_gold_agreement():
     gold = {"a": {"gender": "male", "age": "old"}, "b": {"gender": "male"}}
     assert quasi_gold_agreement(votes, ["a", "b"], gold) == 0.5
     assert quasi_gold_agreement(votes, ["x", "y"], gold) is None
+
+
+def test_quantile_thresholds_drop_a_fixed_share_of_a_narrow_band():
+    from confprofile.rl.filters import quantile_thresholds, select_users
+
+    mean_conf = {f"u{i}": 0.30 + 0.001 * i for i in range(100)}  # a narrow band, as weak teachers give
+    above, below = quantile_thresholds(mean_conf, 0.9, 0.1)
+    selection = select_users(list(mean_conf), mean_conf, above, below)
+    assert selection.counts()["too_easy"] == 9 and selection.counts()["hopeless"] == 10
+    assert quantile_thresholds({}, 0.9, 0.1) == (None, None)
+    assert quantile_thresholds(mean_conf, None, 0.1)[0] is None

@@ -93,12 +93,12 @@ def build_sft_records(
     for row in pseudo_labels.itertuples(index=False):
         if row.dimension in dims:
             confidence = float(row.confidence) if row.confidence is not None else 0.0
-            rationale = getattr(row, "rationale", "")
+            why = getattr(row, "rationale", "")
             by_user.setdefault(str(row.user_id), {})[row.dimension] = {
                 "label": row.label if isinstance(row.label, str) and row.label else UNKNOWN,
                 "confidence": 0.0 if math.isnan(confidence) else min(max(confidence, 0.0), 1.0),
                 "kept": bool(row.kept),
-                "rationale": rationale if isinstance(rationale, str) else "",
+                "rationale": why if isinstance(why, str) else "",
             }
     records = []
     for user in users:
@@ -149,7 +149,7 @@ def sft_command(
     taxonomy: str = typer.Option("profilebench", help="Built-in taxonomy name or a taxonomy YAML path."),
     weight_fn: str = typer.Option("mean_confidence", help=f"Record weight from the kept confidences: {', '.join(WEIGHT_FNS.names())}."),
     not_kept: str = typer.Option("mask", help="Not-kept pseudo-labels: 'mask' (target unknown), 'drop' (drop the record), 'keep' (keep label + confidence)."),
-    rationale: bool = typer.Option(True, help="Put a short rationale line before the JSON profile."),
+    rationale: bool = typer.Option(True, "--rationale/--no-rationale", help="Put a short rationale line before the JSON profile (off for the tiny student)."),
     max_user_tokens: int = typer.Option(384, help="Token budget for the rendered user data."),
 ) -> None:
     """Build sft.jsonl (chat messages + weight) from users and their pseudo-labels."""

@@ -16,6 +16,7 @@ the run directory) so a rerun can check they still exist. Layout of a run direct
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def run_aggregate(run) -> list[str]:
     cfg = run.config.aggregate
     pseudo, summary = run_aggregation(answers, taxonomy=taxonomy, method=cfg.method, calibrate=cfg.calibrate, **cfg.options)
     atomic_write_parquet(run.path("pseudo_labels.parquet"), pseudo)
-    atomic_write_json(run.path("aggregate_summary.json"), summary.to_dict(orient="records"))
+    atomic_write_json(run.path("aggregate_summary.json"), json.loads(summary.to_json(orient="records")))
     outputs = ["pseudo_labels.parquet", "aggregate_summary.json"]
     for name, method, calibrate in TABLE_VARIANTS:
         frame = aggregate(answers, taxonomy=taxonomy, method=method, calibrate=calibrate)
@@ -111,29 +112,44 @@ def run_aggregate(run) -> list[str]:
 
 
 # ---------------------------------------------------------------- stage 1c
+# `distill` config keys: `max_user_tokens` (one prompt budget for SFT, RL and prediction, so the
+# student always sees users rendered the same way), `sft` (build_sft_records options), `predict`
+# (predict options); every other key is a DistillConfig field.
+DISTILL_KEYS = {"max_user_tokens", "sft", "predict", "enabled"}
+
+
+def _max_user_tokens(run) -> int:
+    return int(run.config.distill.get("max_user_tokens", 256))
+
+
+def _sft_records(run, pseudo: pd.DataFrame, **overrides) -> list[dict]:
+    from confprofile.distill import build_sft_records
+
+    options = {**run.config.distill.get("sft", {}), **overrides}
+    return build_sft_records(_users(run, "train"), pseudo, _taxonomy(run), max_user_tokens=_max_user_tokens(run), **options)
+
+
 def _train_and_predict(run, records: list[dict], name: str, options: dict) -> list[str]:
     """Train a student on SFT records into `name/`, then predict the test users."""
     from confprofile.distill import DistillConfig, train_student
 
-    options = {k: v for k, v in options.items() if k not in {"enabled", "predict"}}
-    model_dir = train_student(records, run.path(name), DistillConfig(**options))
-    return _predict_test(run, model_dir, name)
+    config = DistillConfig(**{k: v for k, v in options.items() if k not in DISTILL_KEYS})
+    model_dir = train_student(records, run.path(name), config)
+    return [name, *_predict_test(run, model_dir, name)]
 
 
 def _predict_test(run, model_dir: Path, name: str) -> list[str]:
     from confprofile.predict import predict
 
-    options = run.config.distill.get("predict", {})
+    options = {"max_user_tokens": _max_user_tokens(run), **run.config.distill.get("predict", {})}
     predictions = predict(model_dir, _users(run, "test"), _taxonomy(run), model_name=name, **options)
     atomic_write_parquet(run.path(f"predictions/{name}.parquet"), predictions)
-    return [name, f"predictions/{name}.parquet"]
+    return [f"predictions/{name}.parquet"]
 
 
 def run_distill(run) -> list[str]:
-    from confprofile.distill import build_sft_records
-
     pseudo = pd.read_parquet(run.path("pseudo_labels.parquet"))
-    records = build_sft_records(_users(run, "train"), pseudo, _taxonomy(run))
+    records = _sft_records(run, pseudo)
     atomic_write_jsonl(run.path("sft.jsonl"), records)
     return ["sft.jsonl", *_train_and_predict(run, records, "student", run.config.distill)]
 
@@ -147,18 +163,17 @@ def run_rl(run) -> list[str]:
     if not options.pop("enabled", True):
         return []
     pseudo = pd.read_parquet(run.path("pseudo_labels.parquet"))
-    config = RLConfig.from_dict({"taxonomy": run.config.taxonomy, **options})
+    config = RLConfig.from_dict({"taxonomy": run.config.taxonomy, "max_user_tokens": _max_user_tokens(run), **options})
     summary = train_rl(run.path("student"), _users(run, "train"), run.path("student_rl"), config, pseudo=pseudo)
     atomic_write_json(run.path("rl_summary.json"), summary)
     shutil.copyfile(run.path("student_rl/rl_log.jsonl"), run.path("rl_log.jsonl"))
-    return ["rl_summary.json", "rl_log.jsonl", *_predict_test(run, run.path("student_rl"), "student_rl")]
+    return ["rl_summary.json", "rl_log.jsonl", "student_rl", *_predict_test(run, run.path("student_rl"), "student_rl")]
 
 
 # ---------------------------------------------------------------- supervised reference (uses gold)
 def run_upper_bound(run) -> list[str]:
     """The same student recipe trained on the train users' GOLD labels: a reference, not label-free."""
     from confprofile.data import load_gold
-    from confprofile.distill import build_sft_records
 
     options = dict(run.config.upper_bound)
     if not options.pop("enabled", True) or not run.path("train/gold.jsonl").exists():
@@ -168,7 +183,7 @@ def run_upper_bound(run) -> list[str]:
         {"user_id": uid, "dimension": dim, "label": label, "confidence": 1.0, "kept": True, "rationale": ""}
         for uid, labels in gold.items() for dim, label in labels.items()
     ])
-    records = build_sft_records(_users(run, "train"), as_pseudo, _taxonomy(run), rationale=False)
+    records = _sft_records(run, as_pseudo, rationale=False)
     return _train_and_predict(run, records, "supervised", {**run.config.distill, **options})
 
 
@@ -237,8 +252,6 @@ def run_evaluate(run) -> list[str]:
         notes.append(f"Label-free / supervised F1 ratio (best student / upper bound): {student / supervised:.2f}.")
     distributions = {}
     if run.path("aggregate_summary.json").exists():
-        import json
-
         for row in json.loads(run.path("aggregate_summary.json").read_text()):
             distributions[row["dimension"]] = {"before": row["before"], "after": row["after"]}
     atomic_write_json(run.path("metrics.json"), {"stages": stages, "notes": notes, "label_distributions": distributions})

@@ -108,8 +108,8 @@ def resolve_taxonomy(spec: str, mapping_path: Path) -> Taxonomy:
         return Taxonomy.from_yaml(beside)
     try:
         return Taxonomy.load(spec)
-    except KeyError:
-        raise InputError(mapping_path, None, "taxonomy", f"{spec!r} is neither a taxonomy file nor a built-in taxonomy") from None
+    except InputError as exc:
+        raise InputError(mapping_path, None, "taxonomy", f"{spec!r}: {exc.message}") from None
 
 
 def read_table(path: Path, mapping: Mapping) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:

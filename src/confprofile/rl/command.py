@@ -19,7 +19,7 @@ import typer
 from confprofile.errors import InputError
 from confprofile.files import atomic_write_json
 from confprofile.rl.config import RLConfig
-from confprofile.rl.filters import select_users
+from confprofile.rl.filters import quantile_thresholds, select_users
 from confprofile.rl.voting import Prior, prior_from_pseudo
 
 PSEUDO_COLUMNS = {"user_id", "dimension", "label", "confidence"}
@@ -114,6 +114,8 @@ def train_rl(
     taxonomy = Taxonomy.load(config.taxonomy)
     mean_conf, priors = summarize_pseudo(pseudo) if pseudo is not None else ({}, {})
     skip_above, skip_below = (config.skip_above, config.skip_below) if pseudo is not None else (None, None)
+    if config.threshold_mode == "quantile":
+        skip_above, skip_below = quantile_thresholds(mean_conf, skip_above, skip_below)
     selection = select_users([str(u.user_id) for u in users], mean_conf, skip_above, skip_below)
     if not selection.kept:
         raise InputError(None, None, "skip_above/skip_below", f"the difficulty filter kept no users ({selection.counts()}); loosen the thresholds")

@@ -42,6 +42,7 @@ class RLConfig:
     # ---- difficulty filtering
     skip_above: float | None = _f(0.9, "Skip users whose mean pseudo-label confidence is above this (too easy); None = off.")
     skip_below: float | None = _f(0.35, "Skip users whose mean pseudo-label confidence is below this (hopeless); None = off.")
+    threshold_mode: str = _f("absolute", "`absolute`: skip_above/skip_below are confidences; `quantile`: they are quantiles of the users' mean confidence.")
     min_group_agreement: float = _f(0.0, "Drop groups whose mean vote strength is below this (unreliable quasi labels).")
     # ---- collapse guards
     collapse_agreement: float = _f(0.98, "Stop when mean vote strength reaches this ...")
@@ -59,6 +60,8 @@ class RLConfig:
     def __post_init__(self) -> None:
         if self.num_generations < 2:
             raise ValueError("num_generations must be at least 2 (GRPO compares rollouts within a group)")
+        if self.threshold_mode not in {"absolute", "quantile"}:
+            raise ValueError(f"threshold_mode must be 'absolute' or 'quantile', got {self.threshold_mode!r}")
         self.scoring().terms  # validate reward term names early
 
     def scoring(self) -> GroupScoring:

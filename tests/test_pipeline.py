@@ -1,0 +1,144 @@
+"""A miniature run of the whole pipeline (tiny models, a few users), resume, and the HTML report
+rendered in a real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from confprofile import pipeline, stages
+from confprofile.errors import InputError
+from confprofile.pipeline import STAGES, PipelineConfig
+
+
+def mini_config(run_dir: Path) -> PipelineConfig:
+    return PipelineConfig.model_validate({
+        "run_dir": str(run_dir),
+        "data": {"generate": {"train_users": 16, "test_users": 8, "train_seed": 11, "test_seed": 12}},
+        "teachers": [
+            {"name": "embedding", "backend": "embedding", "model": "all-minilm-l6-v2", "temperature": 0.0},
+            {"name": "embedding-short", "backend": "embedding", "model": "all-minilm-l6-v2", "temperature": 0.0,
+             "params": {"softmax_temperature": 0.2, "mix": 0.3}, "max_user_tokens": 64},
+        ],
+        "aggregate": {"method": "weighted", "options": {"keep_threshold": 0.0}},
+        "distill": {"student": "tiny", "epochs": 1, "batch_size": 8, "tiny_hidden": 64,
+                    "predict": {"batch_size": 8, "max_new_tokens": 24, "progress": False}},
+        "rl": {"num_generations": 2, "users_per_step": 2, "max_steps": 1, "max_completion_length": 24,
+               "skip_above": None, "skip_below": None},
+        "upper_bound": {"enabled": True, "epochs": 1},
+    })
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("pipeline") / "run"
+    logs: list[str] = []
+    pipeline.run(mini_config(run_dir), log=logs.append)
+    return run_dir, logs
+
+
+@pytest.mark.slow
+def test_every_stage_writes_its_contract_files(finished_run):
+    run_dir, logs = finished_run
+    assert [line for line in logs if line.endswith("running")] == [f"[{s}] running" for s in STAGES]
+    answers = pd.read_parquet(run_dir / "answers.parquet")
+    assert set(answers.columns) >= {"user_id", "teacher", "sample", "dimension", "label", "confidence", "parse_status"}
+    assert answers.user_id.nunique() == 24  # train + test users
+    pseudo = pd.read_parquet(run_dir / "pseudo_labels.parquet")
+    assert set(pseudo.columns) >= {"user_id", "dimension", "label", "confidence", "votes", "kept", "used_labels"}
+    assert not pseudo.used_labels.any()
+    sft = [json.loads(line) for line in (run_dir / "sft.jsonl").read_text().splitlines()]
+    assert sft and all(r["messages"][-1]["role"] == "assistant" and r["weight"] >= 0 for r in sft)
+    for name in ("student", "student_rl", "supervised"):
+        predictions = pd.read_parquet(run_dir / f"predictions/{name}.parquet")
+        assert len(predictions) == 8 * 6 and predictions.user_id.str.startswith("u12_").all()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    names = [s["name"] for s in metrics["stages"]]
+    for expected in ("keyword baseline", "majority vote", "confidence-weighted vote", "SFT student", "RL student",
+                     "supervised upper bound (uses gold)"):
+        assert expected in names
+    assert all(0.0 <= s["metrics"]["headline_f1"] <= 1.0 for s in metrics["stages"])
+
+
+@pytest.mark.slow
+def test_rerun_skips_finished_stages_and_from_redoes(finished_run):
+    run_dir, _ = finished_run
+    logs: list[str] = []
+    pipeline.run(mini_config(run_dir), log=logs.append)
+    assert all(line.endswith("up to date, skipped") for line in logs)
+    logs.clear()
+    pipeline.run(mini_config(run_dir), from_stage="evaluate", log=logs.append)
+    assert "[aggregate] up to date, skipped" in logs and "[evaluate] running" in logs and "[report] running" in logs
+
+
+@pytest.mark.slow
+def test_interrupted_stage_resumes_without_redoing_earlier_ones(finished_run, tmp_path, monkeypatch):
+    run_dir, _ = finished_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    state = json.loads((copy / "stages.json").read_text())
+    del state["evaluate"], state["report"]  # as if killed while evaluating
+    (copy / "stages.json").write_text(json.dumps(state))
+    (copy / "metrics.json").unlink()
+    logs: list[str] = []
+    pipeline.run(mini_config(copy), log=logs.append)
+    assert [line for line in logs if line.endswith("running")] == ["[evaluate] running", "[report] running"]
+    assert (copy / "metrics.json").exists()
+
+
+def test_changed_config_invalidates_that_stage_and_later(tmp_path):
+    config = mini_config(tmp_path / "run")
+    run = pipeline.Run(config)
+    before = {s: run.fingerprint(s, "") for s in STAGES}
+    config.distill["epochs"] = 2
+    after = {s: run.fingerprint(s, "") for s in STAGES}
+    assert [s for s in STAGES if before[s] != after[s]] == ["distill"]  # chaining passes it on downstream
+
+
+def test_bad_config_names_the_field(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("data:\n  generate: {train_users: many}\n")
+    with pytest.raises(InputError) as err:
+        PipelineConfig.from_yaml(path)
+    assert "data.generate.train_users" in str(err.value)
+    with pytest.raises(InputError):
+        pipeline.run(mini_config(tmp_path / "r"), from_stage="nonsense")
+
+
+def test_label_free_stages_never_read_gold():
+    """Only the flagged supervised reference and evaluation may touch gold files."""
+    import inspect
+
+    for stage in ("run_label", "run_aggregate", "run_distill", "run_rl"):
+        source = inspect.getsource(getattr(stages, stage))
+        assert "load_gold" not in source and "gold.jsonl" not in source and "read_jsonl" not in source, stage
+    for module in ("synthesize", "aggregate", "distill", "predict"):
+        root = Path(__file__).parents[1] / "src" / "confprofile"
+        files = [root / f"{module}.py"] if (root / f"{module}.py").exists() else list((root / module).glob("*.py"))
+        assert files and not any("load_gold" in f.read_text() for f in files), module
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(finished_run, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (make test-deps installs it)")
+    run_dir, _ = finished_run
+    report = run_dir / "report.html"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([chromium, *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120)
+    assert 'id="stage-table"' in dom.stdout and "SFT student" in dom.stdout
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1200,900", report.as_uri()],
+                   capture_output=True, timeout=120)
+    from PIL import Image
+
+    pixels = Image.open(shot).convert("L").getextrema()
+    assert pixels[0] < 100 and pixels[1] > 200  # dark text on a light page: not blank
