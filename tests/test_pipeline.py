@@ -142,3 +142,14 @@ def test_report_renders_in_headless_chromium(finished_run, tmp_path):
 
     pixels = Image.open(shot).convert("L").getextrema()
     assert pixels[0] < 100 and pixels[1] > 200  # dark text on a light page: not blank
+
+
+def test_changed_config_discards_stale_training_work_but_resume_keeps_it(tmp_path):
+    run = pipeline.Run(mini_config(tmp_path / "run"))
+    (run.path("student") / "checkpoints").mkdir(parents=True)
+    run.mark_started("distill", "fp-a", "student")  # interrupted while training with config A
+    run.mark_started("distill", "fp-a", "student")  # resumed with the same config: checkpoints kept
+    assert (run.path("student") / "checkpoints").exists()
+    assert not run.is_done("distill", "fp-a")
+    run.mark_started("distill", "fp-b", "student")  # config changed: A's checkpoints must not be resumed
+    assert not run.path("student").exists()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -140,10 +141,20 @@ class Run:
 
     def is_done(self, stage: str, fingerprint: str) -> bool:
         entry = self.state.get(stage)
-        return bool(entry) and entry["fingerprint"] == fingerprint and all(self.path(o).exists() for o in entry["outputs"])
+        return (bool(entry) and entry.get("finished", True) and entry["fingerprint"] == fingerprint
+                and all(self.path(o).exists() for o in entry["outputs"]))
+
+    def mark_started(self, stage: str, fingerprint: str, work_dir: str | None) -> None:
+        """Record the fingerprint a stage starts with. Work left by the same fingerprint (training
+        checkpoints of an interrupted run) is resumed; work of another config is discarded first."""
+        entry = self.state.get(stage)
+        if work_dir and entry and entry["fingerprint"] != fingerprint:
+            shutil.rmtree(self.path(work_dir), ignore_errors=True)
+        self.state[stage] = {"fingerprint": fingerprint, "outputs": [], "finished": False}
+        atomic_write_json(self.state_path, self.state)
 
     def mark_done(self, stage: str, fingerprint: str, outputs: list[str], seconds: float) -> None:
-        self.state[stage] = {"fingerprint": fingerprint, "outputs": outputs, "seconds": round(seconds, 1)}
+        self.state[stage] = {"fingerprint": fingerprint, "outputs": outputs, "seconds": round(seconds, 1), "finished": True}
         atomic_write_json(self.state_path, self.state)
 
 
@@ -166,6 +177,7 @@ def run(config: PipelineConfig | str | Path, from_stage: str | None = None, log:
             log(f"[{stage}] up to date, skipped")
             continue
         log(f"[{stage}] running")
+        current.mark_started(stage, fingerprint, stages.WORK_DIRS.get(stage))
         started = time.perf_counter()
         outputs = getattr(stages, f"run_{stage}")(current)
         seconds = time.perf_counter() - started

@@ -25,6 +25,9 @@ import pandas as pd
 from confprofile.files import atomic_write_json, atomic_write_jsonl, atomic_write_parquet
 from confprofile.taxonomy import Taxonomy
 
+# Folders a stage resumes from after an interrupt (training checkpoints); discarded when its config changes
+WORK_DIRS = {"distill": "student", "rl": "student_rl", "upper_bound": "supervised"}
+
 # Voting variants shown in the stage table: (file name, aggregator, calibrators)
 TABLE_VARIANTS = [
     ("majority_vote", "majority", []),
