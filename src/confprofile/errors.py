@@ -12,6 +12,13 @@ class InputError(Exception):
         self.path, self.line, self.field, self.message = path, line, field, message
         super().__init__(self.one_line())
 
+    @classmethod
+    def from_validation(cls, path, exc, prefix: str = "") -> "InputError":
+        """The first error of a pydantic ValidationError, its location as the field."""
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+        return cls(path, None, field, err["msg"])
+
     def one_line(self) -> str:
         where = str(self.path) if self.path is not None else "<input>"
         if self.line is not None:

@@ -49,3 +49,23 @@ def atomic_write_parquet(path: str | Path, table) -> None:
         table = pa.Table.from_pandas(table, preserve_index=False)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
+
+
+def read_yaml(path: str | Path):
+    """Parse a YAML file; a missing file, bad UTF-8 or bad YAML becomes an InputError naming the line."""
+    import yaml
+
+    from confprofile.errors import InputError
+
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(path, None, None, "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(path, None, None, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None)
+        message = f"invalid YAML: {problem}" if problem else "invalid YAML"
+        raise InputError(path, None if mark is None else mark.line + 1, None, message) from None

@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from confprofile.errors import InputError
-from confprofile.files import atomic_write_json
+from confprofile.files import atomic_write_json, read_yaml
 from confprofile.teachers.base import TeacherConfig
 
 STAGES = ["data", "label", "aggregate", "distill", "rl", "upper_bound", "evaluate", "report"]
@@ -80,21 +79,11 @@ class PipelineConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "PipelineConfig":
-        path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise InputError(path, None, None, "file not found") from None
-        except UnicodeDecodeError as exc:
-            raise InputError(path, None, None, f"not valid UTF-8 ({exc.reason})") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise InputError(path, None if mark is None else mark.line + 1, None, "invalid YAML") from None
+        raw = read_yaml(path) or {}
         try:
             config = cls.model_validate(raw)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            raise InputError(path, None, ".".join(map(str, err["loc"])), err["msg"]) from None
+            raise InputError.from_validation(path, exc) from None
         if config.teachers:
             from confprofile.synthesize import check_configs
 

@@ -139,24 +139,16 @@ class Taxonomy(BaseModel):
     # ---- files -------------------------------------------------------------
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Taxonomy":
+        from confprofile.files import read_yaml
+
         path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(path, None, None, "file not found") from None
-        except UnicodeDecodeError as exc:
-            raise InputError(path, None, None, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-        except yaml.YAMLError as exc:
-            line = getattr(getattr(exc, "problem_mark", None), "line", None)
-            raise InputError(path, None if line is None else line + 1, None, f"invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        raw = read_yaml(path)
         if not isinstance(raw, dict):
             raise InputError(path, None, None, "expected a mapping with 'dimensions'")
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"])
-            raise InputError(path, None, field, err["msg"]) from None
+            raise InputError.from_validation(path, exc) from None
 
     @classmethod
     def builtin(cls, name: str = "profilebench") -> "Taxonomy":

@@ -24,11 +24,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from confprofile.errors import InputError
-from confprofile.files import atomic_write_jsonl
+from confprofile.files import atomic_write_jsonl, read_yaml
 from confprofile.taxonomy import UNKNOWN, Taxonomy
 
 
@@ -86,20 +85,13 @@ class Mapping(BaseModel):
 
 def load_mapping(path: str | Path) -> Mapping:
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(path, None, None, "file not found") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(path, None if mark is None else mark.line + 1, None, "invalid YAML") from None
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise InputError(path, None, None, "expected a mapping with 'id', 'taxonomy' and 'sources'")
     try:
         return Mapping.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise InputError(path, None, ".".join(str(p) for p in err["loc"]), err["msg"]) from None
+        raise InputError.from_validation(path, exc) from None
 
 
 def resolve_taxonomy(spec: str, mapping_path: Path) -> Taxonomy:

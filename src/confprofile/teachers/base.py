@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from confprofile.errors import InputError
+from confprofile.files import read_yaml
 from confprofile.registry import Registry
 from confprofile.taxonomy import Taxonomy
 
@@ -93,15 +93,7 @@ def build_teacher(config: TeacherConfig, taxonomy: Taxonomy) -> Teacher:
 def load_teacher_configs(path: str | Path) -> list[TeacherConfig]:
     """Read a teachers YAML file: `teachers: [{name, backend, model, ...}, ...]`."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(path, None, None, "file not found") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(path, None, None, f"not valid UTF-8 ({exc.reason})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(path, None if mark is None else mark.line + 1, None, "invalid YAML") from None
+    raw = read_yaml(path)
     entries = raw.get("teachers") if isinstance(raw, dict) else raw
     if not isinstance(entries, list) or not entries:
         raise InputError(path, None, "teachers", "expected a non-empty list of teachers")
@@ -110,9 +102,7 @@ def load_teacher_configs(path: str | Path) -> list[TeacherConfig]:
         try:
             configs.append(TeacherConfig.model_validate(entry))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise InputError(path, None, f"teachers.{i}.{loc}", err["msg"]) from None
+            raise InputError.from_validation(path, exc, prefix=f"teachers.{i}") from None
     names = [c.name for c in configs]
     if len(set(names)) != len(names):
         raise InputError(path, None, "teachers", f"duplicate teacher names: {names}")
