@@ -47,12 +47,6 @@ def _users(run, split: str):
     return load_users(run.path(f"{split}/users.jsonl"))
 
 
-def _texts(users) -> list[str]:
-    from confprofile.data import render_user
-
-    return [render_user(u) for u in users]
-
-
 # ---------------------------------------------------------------- data
 def run_data(run) -> list[str]:
     """Generate a synthetic split, or copy the configured files into the run directory."""

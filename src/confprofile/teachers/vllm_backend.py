@@ -40,17 +40,15 @@ class VLLMTeacher(Teacher):
     def __init__(self, config: TeacherConfig, taxonomy: Taxonomy):
         super().__init__(config, taxonomy)
         try:
-            import vllm
+            import vllm  # noqa: F401  (fail early with a clear message)
         except ImportError:
             raise MissingExtraError("vllm", "vllm", "The vllm teacher backend") from None
-        from confprofile.models import resolve_model_dir
 
         params = config.params
         self.top_p = float(params.get("top_p", 1.0))
         self.seed = int(params.get("seed", 0))
         self.chunk_size = int(params.get("chunk_size", 512))
-        engine = {"enable_prefix_caching": True, **params.get("engine", {})}
-        self.llm = vllm.LLM(model=str(resolve_model_dir(config.model)), **engine)
+        self.llm = None  # built on the first answer(): a Ray driver builds teachers only for cache keys
         self.guided = guided_json(answer_schema(taxonomy))
 
     def identity(self) -> dict[str, Any]:
@@ -66,11 +64,22 @@ class VLLMTeacher(Teacher):
             seed=derived_seed(self.seed, request.user_id, request.sample) % 2**31, **self.guided,
         )
 
+    def _engine(self):
+        if self.llm is None:
+            import vllm
+
+            from confprofile.models import resolve_model_dir
+
+            engine = {"enable_prefix_caching": True, **self.config.params.get("engine", {})}
+            self.llm = vllm.LLM(model=str(resolve_model_dir(self.config.model)), **engine)
+        return self.llm
+
     def answer(self, requests: list[TeacherRequest], on_reply: ReplyCallback) -> None:
+        llm = self._engine()
         for start in range(0, len(requests), self.chunk_size):
             chunk = requests[start : start + self.chunk_size]
             try:
-                outputs = self.llm.chat([list(r.messages) for r in chunk], [self._sampling(r) for r in chunk], use_tqdm=True)
+                outputs = llm.chat([list(r.messages) for r in chunk], [self._sampling(r) for r in chunk], use_tqdm=True)
                 replies = [TeacherReply(text=out.outputs[0].text) for out in outputs]
             except Exception as exc:  # a failed chunk is recorded; synthesize retries it next run
                 replies = [TeacherReply(text=None, error=f"{type(exc).__name__}: {exc}")] * len(chunk)
