@@ -347,10 +347,7 @@ def evaluate_command(
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON instead of a table."),
 ) -> None:
     """Score predictions against gold: per-dimension P/R/F1, macro F1, coverage, ECE, Brier, AUROC."""
-    try:
-        tax = Taxonomy.load(taxonomy)
-    except KeyError:
-        raise InputError(None, None, "taxonomy", f"no built-in taxonomy {taxonomy!r} and no such YAML file") from None
+    tax = Taxonomy.load(taxonomy)  # InputError for an unknown name or a bad file
     metrics = evaluate(load_gold(gold, tax), load_predictions(pred), tax)
     if out is not None:
         from confprofile.files import atomic_write_json
