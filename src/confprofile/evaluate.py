@@ -205,6 +205,7 @@ def evaluate(gold: dict[str, dict[str, str]], predictions: pd.DataFrame, taxonom
         "macro_f1": _mean(d["macro_f1"] for d in dimensions.values()),
         "coverage": _mean(d["coverage"] for d in dimensions.values()),
         "ece": ece(conf, hit), "brier": brier(conf, hit), "auroc": auroc(conf, hit),
+        "reliability": reliability_bins(conf, hit),
         "n_users": len(gold),
         "dimensions": dimensions,
     }
@@ -212,9 +213,13 @@ def evaluate(gold: dict[str, dict[str, str]], predictions: pd.DataFrame, taxonom
 
 def compare(gold: dict[str, dict[str, str]], stages: dict[str, pd.DataFrame], taxonomy: Taxonomy) -> pd.DataFrame:
     """One row per stage (in the given order): headline metrics plus per-dimension F1 (`f1_<dim>`)."""
+    return comparison_table({stage: evaluate(gold, predictions, taxonomy) for stage, predictions in stages.items()})
+
+
+def comparison_table(metrics_by_stage: dict[str, dict]) -> pd.DataFrame:
+    """The `compare` table from metrics already computed by `evaluate`."""
     rows = []
-    for stage, predictions in stages.items():
-        metrics = evaluate(gold, predictions, taxonomy)
+    for stage, metrics in metrics_by_stage.items():
         row = {"stage": stage, **{key: metrics[key] for key in SUMMARY_KEYS}}
         row.update({f"f1_{dim}": m["f1"] for dim, m in metrics["dimensions"].items()})
         rows.append(row)

@@ -75,11 +75,9 @@ def f1_bars(stages: list[dict], dimensions: list[str]) -> str:
 def reliability_diagram(stage: dict) -> str:
     import matplotlib.pyplot as plt
 
-    bins = stage.get("reliability") or {}
     fig, ax = plt.subplots(figsize=(3.2, 3.2))
     ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
-    conf, acc, count = bins.get("confidence", []), bins.get("accuracy", []), bins.get("count", [])
-    points = [(c, a) for c, a, n in zip(conf, acc, count) if n]
+    points = [(b["confidence"], b["accuracy"]) for b in stage["metrics"].get("reliability", []) if b["count"]]
     if points:
         ax.plot(*zip(*points), "o-")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy")

@@ -213,28 +213,16 @@ def _stage_predictions(run, taxonomy: Taxonomy) -> list[tuple[str, pd.DataFrame,
     return [(name, frame, free) for name, frame, free in rows if frame is not None]
 
 
-def _reliability(gold: dict, frame: pd.DataFrame) -> dict:
-    from confprofile.evaluate import reliability_bins
-    from confprofile.taxonomy import UNKNOWN
-
-    answered = frame[frame["label"].notna() & (frame["label"] != UNKNOWN)]
-    correct = [gold.get(u, {}).get(d) == lab for u, d, lab in zip(answered.user_id, answered.dimension, answered.label)]
-    bins = reliability_bins(answered["confidence"].to_numpy(float), correct)
-    return {key: [b[key] for b in bins] for key in ("confidence", "accuracy", "count")}
-
-
 def run_evaluate(run) -> list[str]:
     from confprofile.data import load_gold
-    from confprofile.evaluate import compare, evaluate, print_comparison
+    from confprofile.evaluate import comparison_table, evaluate, print_comparison
 
     taxonomy = _taxonomy(run)
     gold = load_gold(run.path("test/gold.jsonl"), taxonomy)
-    stages, frames = [], {}
+    stages = []
     for name, frame, label_free in _stage_predictions(run, taxonomy):
         frame = frame[frame["user_id"].astype(str).isin(gold)]
-        frames[name] = frame
-        stages.append({"name": name, "label_free": label_free, "metrics": evaluate(gold, frame, taxonomy),
-                       "reliability": _reliability(gold, frame)})
+        stages.append({"name": name, "label_free": label_free, "metrics": evaluate(gold, frame, taxonomy)})
     teachers = [s for s in stages if s["name"].startswith("teacher ")]
     notes = ["All rows are measured on the same held-out test users; their gold is read only here.",
              "Teacher calibration and class balance are fitted on teacher answers of train + test users "
@@ -252,7 +240,7 @@ def run_evaluate(run) -> list[str]:
         for row in json.loads(run.path("aggregate_summary.json").read_text()):
             distributions[row["dimension"]] = {"before": row["before"], "after": row["after"]}
     atomic_write_json(run.path("metrics.json"), {"stages": stages, "notes": notes, "label_distributions": distributions})
-    print_comparison(compare(gold, frames, taxonomy), title="Stage by stage on the test users")
+    print_comparison(comparison_table({s["name"]: s["metrics"] for s in stages}), title="Stage by stage on the test users")
     for line in notes:
         print(line)
     return ["metrics.json"]
