@@ -51,6 +51,21 @@ def atomic_write_parquet(path: str | Path, table) -> None:
         pq.write_table(table, tmp)
 
 
+def read_yaml_model(path: str | Path, model, expected: str):
+    """A YAML mapping validated as the pydantic `model`; anything else is an InputError naming the field."""
+    from pydantic import ValidationError
+
+    from confprofile.errors import InputError
+
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise InputError(path, None, None, f"expected a mapping with {expected}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError.from_validation(path, exc) from None
+
+
 def read_yaml(path: str | Path):
     """Parse a YAML file; a missing file, bad UTF-8 or bad YAML becomes an InputError naming the line."""
     import yaml

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from confprofile.errors import InputError
 
@@ -139,16 +139,9 @@ class Taxonomy(BaseModel):
     # ---- files -------------------------------------------------------------
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Taxonomy":
-        from confprofile.files import read_yaml
+        from confprofile.files import read_yaml_model
 
-        path = Path(path)
-        raw = read_yaml(path)
-        if not isinstance(raw, dict):
-            raise InputError(path, None, None, "expected a mapping with 'dimensions'")
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            raise InputError.from_validation(path, exc) from None
+        return read_yaml_model(Path(path), cls, "'dimensions'")
 
     @classmethod
     def builtin(cls, name: str = "profilebench") -> "Taxonomy":

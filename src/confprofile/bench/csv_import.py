@@ -24,10 +24,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from confprofile.errors import InputError
-from confprofile.files import atomic_write_jsonl, read_yaml
+from confprofile.files import atomic_write_jsonl, read_yaml_model
 from confprofile.taxonomy import UNKNOWN, Taxonomy
 
 
@@ -84,14 +84,7 @@ class Mapping(BaseModel):
 
 
 def load_mapping(path: str | Path) -> Mapping:
-    path = Path(path)
-    raw = read_yaml(path)
-    if not isinstance(raw, dict):
-        raise InputError(path, None, None, "expected a mapping with 'id', 'taxonomy' and 'sources'")
-    try:
-        return Mapping.model_validate(raw)
-    except ValidationError as exc:
-        raise InputError.from_validation(path, exc) from None
+    return read_yaml_model(Path(path), Mapping, "'id', 'taxonomy' and 'sources'")
 
 
 def resolve_taxonomy(spec: str, mapping_path: Path) -> Taxonomy:
