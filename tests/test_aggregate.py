@@ -131,6 +131,19 @@ def test_unanimous_vote_wins_at_any_confidence(rows, label, confs):
     assert AGGREGATORS.get("dawid_skene")().fit_predict(unanimous)["label"].tolist() == [["x", "y", "z"][i % 3] for i in range(6)]
 
 
+def test_encoding_shortcuts_do_not_change_the_votes():
+    """One sample per teacher skips the vote-sharing count, a table grouped by dimension is sliced
+    without sorting: a shuffled table, and one without the `sample` column, must give the same result."""
+    dims = {"gender": 2, "occupation": 5}
+    answers, _ = simulate(300, dims, [SimTeacher(f"t{i}", 0.6 + 0.05 * i, abstain=0.1, missing=0.05) for i in range(4)], seed=3)
+    variants = [answers, answers.sample(frac=1.0, random_state=0), answers.drop(columns="sample")]
+    for method in METHODS:
+        results = [AGGREGATORS.get(method)().fit_predict_proba(v) for v in variants]
+        for other in results[1:]:
+            for dim in dims:
+                pd.testing.assert_frame_equal(results[0][dim], other[dim].loc[results[0][dim].index], atol=1e-9)
+
+
 # ---- simulated teachers --------------------------------------------------------
 def test_dawid_skene_recovers_known_confusion_matrices():
     confusions = [

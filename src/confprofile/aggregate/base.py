@@ -61,7 +61,18 @@ class DimAnswers:
     @cached_property
     def cells(self) -> np.ndarray:
         """Flat (user, label) cell of each single-label answer: the index every vote bincounts over."""
-        return self.user[self.single].astype(np.int64) * self.k + self.label[self.single]
+        cells = self.user[self.single].astype(np.int64)
+        cells *= self.k
+        cells += self.label[self.single]
+        return cells
+
+    @cached_property
+    def single_weight(self) -> np.ndarray:
+        return self.weight[self.single]
+
+    @cached_property
+    def single_conf(self) -> np.ndarray:
+        return self.conf[self.single]
 
 
 @dataclass
@@ -90,7 +101,7 @@ def _codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         if len(names) < 2 or bool((names[1:] > names[:-1]).all()):
             return codes, names
         order = np.argsort(names, kind="stable")
-        remap = np.empty(len(names) + 1, dtype=np.int64)
+        remap = np.empty(len(names) + 1, dtype=_small_dtype(len(names)))
         remap[order] = np.arange(len(names))
         remap[-1] = -1  # code -1 (null) indexes the last slot
         return remap[codes], names[order]
@@ -98,13 +109,31 @@ def _codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return codes, np.asarray(uniques, dtype=object).astype(str)
 
 
+def _constant(column: pd.Series) -> bool:
+    values = column.to_numpy()
+    if values.dtype.kind in "iub":
+        return len(values) == 0 or values.min() == values.max()
+    return column.nunique(dropna=False) <= 1
+
+
+def _small_dtype(n: int) -> type:
+    return np.int16 if n < 2**15 else np.int32
+
+
 def _small_int(codes: np.ndarray, n: int) -> np.ndarray:
-    return codes.astype(np.int16 if n < 2**15 else np.int32, copy=False)
+    return codes.astype(_small_dtype(n), copy=False)
 
 
-def sample_weights(user: np.ndarray, teacher: np.ndarray, label: np.ndarray, n_users: int, n_teachers: int) -> np.ndarray:
-    """1 / (non-missing answers of this teacher on this user dimension), 0 for missing answers."""
+def sample_weights(user: np.ndarray, teacher: np.ndarray, label: np.ndarray, n_users: int, n_teachers: int,
+                   one_sample: bool = False) -> np.ndarray:
+    """1 / (non-missing answers of this teacher on this user dimension), 0 for missing answers.
+
+    `one_sample`: every teacher answered each user once (the table's key is unique and `sample` is
+    constant), so each non-missing answer is a whole vote and no counting is needed.
+    """
     answered = label != MISSING
+    if one_sample:
+        return answered.astype(np.float64)
     pair = user.astype(np.int64) * n_teachers + teacher
     if n_users * n_teachers <= 50_000_000:  # dense count table: one O(n) bincount
         counts = np.bincount(pair[answered], minlength=n_users * n_teachers)[pair]
@@ -161,6 +190,7 @@ def encode(answers: pd.DataFrame, taxonomy: Taxonomy | None = None) -> Encoded:
     conf = answers["confidence"].to_numpy(dtype=np.float64, copy=True)
     conf[np.isnan(conf)] = 0.0
     np.clip(conf, 0.0, 1.0, out=conf)
+    one_sample = "sample" in answers.columns and _constant(answers["sample"])
     dim_names = list(observed_dims)
     if taxonomy is not None:
         unknown_dims = sorted(set(dim_names) - set(taxonomy.dimension_names))
@@ -169,46 +199,36 @@ def encode(answers: pd.DataFrame, taxonomy: Taxonomy | None = None) -> Encoded:
         dim_names = [d for d in taxonomy.dimension_names if d in set(observed_dims)]
         dim_code = pd.Index(dim_names).get_indexer(pd.Index(observed_dims))[dim_code]
     dim_code = _small_int(dim_code, len(dim_names))
-    # Label space per dimension, then one lookup (dimension, global label) -> local code for all rows.
-    width = len(label_names) + 1  # the last slot of a row is the null label
-    cell = dim_code.astype(np.int32 if len(dim_names) * width < 2**31 else np.int64) * width
-    cell += np.where(label_code >= 0, label_code, len(label_names)).astype(cell.dtype, copy=False)
-    seen = np.bincount(cell, minlength=len(dim_names) * width).reshape(len(dim_names), width)
     has_probs = "label_probs" in answers.columns and answers["label_probs"].notna().any()
     dists = _parse_json(answers["label_probs"]) if has_probs else None
-    spaces, lookup = {}, np.full((len(dim_names), len(label_names) + 1), MISSING, dtype=np.int16)
-    for d, name in enumerate(dim_names):
-        if taxonomy is not None:
-            labels = taxonomy.dimension(name).label_names
-        else:
-            labels = {label_names[c] for c in np.flatnonzero(seen[d, :-1])} - {UNKNOWN}
-            if has_probs:  # labels offered only in distributions still belong to the label space
-                for dist in dists[dim_code == d]:
-                    labels.update(k for k in dist if isinstance(k, str) and k != UNKNOWN)
-            labels = sorted(labels)
-        spaces[name] = labels
-        index = {label: k for k, label in enumerate(labels)}
-        lookup[d, :-1] = [ABSTAIN if text == UNKNOWN else index.get(text, MISSING) for text in label_names]
-    codes = lookup.ravel()[cell]
-    del cell
-    conf[codes == MISSING] = 0.0
 
-    if len(dim_code) < 2 or bool((dim_code[1:] >= dim_code[:-1]).all()):  # grouped already: slices are views
-        order = None
-        bounds = np.searchsorted(dim_code, np.arange(len(dim_names) + 1))
-    else:
-        order = np.argsort(dim_code, kind="stable")
-        bounds = np.searchsorted(dim_code[order], np.arange(len(dim_names) + 1))
+    # Rows of each dimension: slices (views) when the table is grouped by dimension, else a stable sort.
+    grouped = len(dim_code) < 2 or bool((dim_code[1:] >= dim_code[:-1]).all())
+    order = None if grouped else np.argsort(dim_code, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(dim_code, minlength=len(dim_names)))])
     dims, present = {}, {}
     for d, name in enumerate(dim_names):
-        rows = np.arange(bounds[d], bounds[d + 1]) if order is None else order[bounds[d] : bounds[d + 1]]
-        take = (lambda a: a[bounds[d] : bounds[d + 1]]) if order is None else (lambda a: a[rows])
-        user, teacher, label = take(user_code), take(teacher_code), take(codes)
-        labels = spaces[name]
-        probs = _prob_matrix(dists[rows], labels) if has_probs and labels else None
+        rows = np.arange(bounds[d], bounds[d + 1]) if grouped else order[bounds[d] : bounds[d + 1]]
+        take = (lambda a: a[bounds[d] : bounds[d + 1]]) if grouped else (lambda a: a[rows])
+        user, teacher, global_label, dim_conf = take(user_code), take(teacher_code), take(label_code), take(conf)
+        if taxonomy is not None:
+            labels = taxonomy.dimension(name).label_names
+        else:  # the labels this dimension's answers name (or offer in a distribution), `unknown` aside
+            seen = np.bincount(global_label[global_label >= 0], minlength=len(label_names))
+            labels = set(label_names[np.flatnonzero(seen)]) - {UNKNOWN}
+            if has_probs:
+                for dist in dists[rows]:
+                    labels.update(k for k in dist if isinstance(k, str) and k != UNKNOWN)
+            labels = sorted(labels)
+        index = {label: k for k, label in enumerate(labels)}
+        lookup = np.full(len(label_names) + 1, MISSING, dtype=np.int16)  # the last slot is the null label (-1)
+        lookup[:-1] = [ABSTAIN if text == UNKNOWN else index.get(text, MISSING) for text in label_names]
+        label = lookup[global_label]
+        dim_conf[label == MISSING] = 0.0  # conf is this function's copy: writing through a view is safe
         dims[name] = DimAnswers(
-            labels=labels, user=user, teacher=teacher, label=label, conf=take(conf), row=rows,
-            weight=sample_weights(user, teacher, label, len(users), len(teachers)), probs=probs,
+            labels=labels, user=user, teacher=teacher, label=label, conf=dim_conf, row=rows,
+            weight=sample_weights(user, teacher, label, len(users), len(teachers), one_sample),
+            probs=_prob_matrix(dists[rows], labels) if has_probs and labels else None,
         )
         present[name] = np.bincount(user, minlength=len(users)) > 0
     rationale = answers["rationale"].to_numpy(dtype=object) if "rationale" in answers.columns else None

@@ -24,6 +24,8 @@ class DawidSkene(Aggregator):
 
     `prior_strength`: pseudo-counts on the diagonal of each confusion row (a teacher is assumed
     better than chance until the data says otherwise); `smoothing`: pseudo-counts everywhere.
+    EM stops after `n_iter` rounds, or earlier once the marginal log-likelihood per voted user gains
+    less than `tol` (crowd-kit's criterion, per user rather than per answer).
     After `fit`, `confusions_[dim]` is (teachers, true label, answered label).
     """
 
@@ -46,23 +48,31 @@ class DawidSkene(Aggregator):
 
         start, votes, _ = self._start._fit_dim(name, part, enc)
         voted = np.bincount(part.user[part.voting], minlength=n) > 0
-        truth = np.where(voted[:, None], np.nan_to_num(start), 1.0 / k)
+        unvoted = np.flatnonzero(~voted)  # usually none: index arrays keep every step a dense pass
+        truth = np.nan_to_num(start)
+        truth[unvoted] = 1.0 / k
         alpha = self.smoothing + self.prior_strength * np.eye(k)
+        n_voted, previous = n - len(unvoted), -np.inf
         for _ in range(self.n_iter):
             # M-step: confusion[t, true, answered] and class prior from the current soft truth.
             seen = np.asarray(counts.T @ truth).reshape(w, k, k).transpose(0, 2, 1) + alpha
             confusion = seen / seen.sum(axis=2, keepdims=True)
-            prior = (truth[voted].sum(axis=0) + 1.0) / (voted.sum() + k)
-            # E-step: log posterior = log prior + soft counts x log confusion.
+            prior = (truth.sum(axis=0) - truth[unvoted].sum(axis=0) + 1.0) / (n_voted + k)
+            # E-step: log posterior = log prior + soft counts x log confusion (normalised in place).
             log_conf = np.log(confusion).transpose(0, 2, 1).reshape(w * k, k)
-            logits = np.log(prior) + np.asarray(counts @ log_conf)
-            new = np.exp(logits - logits.max(axis=1, keepdims=True))
-            new /= new.sum(axis=1, keepdims=True)
-            new[~voted] = prior
-            shift = np.abs(new - truth).max() if n else 0.0
-            truth = new
-            if shift < self.tol:
+            truth = np.asarray(counts @ log_conf)
+            truth += np.log(prior)
+            top = truth.max(axis=1, keepdims=True)
+            truth -= top
+            np.exp(truth, out=truth)
+            total = truth.sum(axis=1, keepdims=True)
+            truth /= total
+            truth[unvoted] = prior
+            # marginal log-likelihood per user (users without votes add log 1 = 0): stop when EM stalls
+            loglik = float((top + np.log(total)).sum()) / max(n_voted, 1)
+            if loglik - previous < self.tol:
                 break
+            previous = loglik
         self.confusions_[name] = confusion
         return truth, votes, prior
 

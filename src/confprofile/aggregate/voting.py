@@ -47,8 +47,8 @@ def normalize_rows(m: np.ndarray) -> np.ndarray:
 
 def confidence_votes(part: DimAnswers, n_users: int) -> np.ndarray:
     """Linear vote mass: sum of weight x confidence on each answer's label (or its distribution)."""
-    single, dist = part.single, part.dist
-    votes = cell_sums(part, part.weight[single] * np.maximum(part.conf[single], EPS), n_users)
+    dist = part.dist
+    votes = cell_sums(part, part.single_weight * np.maximum(part.single_conf, EPS), n_users)
     if dist.any():
         votes += dist_matrix(part.user[dist], part.probs[dist], part.weight[dist], n_users)
     return votes
@@ -75,8 +75,12 @@ def log_evidence(part: DimAnswers, n_rows: int, index: np.ndarray | None = None)
     k, single, dist = part.k, part.single, part.dist
     if k < 2:  # a single label needs no evidence
         return np.zeros((n_rows, k))
-    conf = np.clip(part.conf[single], 1.0 / k + 1e-3, 1 - 1e-3)
-    weight = part.weight[single] * np.log(conf * (k - 1) / (1 - conf))
+    conf = np.clip(part.single_conf, 1.0 / k + 1e-3, 1 - 1e-3)
+    weight = 1 - conf  # in place from here on: log(c (K-1) / (1 - c)) x sample weight, one buffer
+    np.divide(conf, weight, out=weight)
+    weight *= k - 1
+    np.log(weight, out=weight)
+    weight *= part.single_weight
     if index is None:
         evidence, index = cell_sums(part, weight, n_rows), part.user
     else:
@@ -88,8 +92,10 @@ def log_evidence(part: DimAnswers, n_rows: int, index: np.ndarray | None = None)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    out = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return out / out.sum(axis=1, keepdims=True)
+    out = logits - logits.max(axis=1, keepdims=True)
+    np.exp(out, out=out)
+    out /= out.sum(axis=1, keepdims=True)
+    return out
 
 
 @AGGREGATORS.register("weighted")
