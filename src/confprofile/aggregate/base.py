@@ -66,14 +66,6 @@ class DimAnswers:
         cells += self.label[self.single]
         return cells
 
-    @cached_property
-    def single_weight(self) -> np.ndarray:
-        return self.weight[self.single]
-
-    @cached_property
-    def single_conf(self) -> np.ndarray:
-        return self.conf[self.single]
-
 
 @dataclass
 class Encoded:

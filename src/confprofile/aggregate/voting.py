@@ -48,7 +48,7 @@ def normalize_rows(m: np.ndarray) -> np.ndarray:
 def confidence_votes(part: DimAnswers, n_users: int) -> np.ndarray:
     """Linear vote mass: sum of weight x confidence on each answer's label (or its distribution)."""
     dist = part.dist
-    votes = cell_sums(part, part.single_weight * np.maximum(part.single_conf, EPS), n_users)
+    votes = cell_sums(part, part.weight[part.single] * np.maximum(part.conf[part.single], EPS), n_users)
     if dist.any():
         votes += dist_matrix(part.user[dist], part.probs[dist], part.weight[dist], n_users)
     return votes
@@ -75,12 +75,12 @@ def log_evidence(part: DimAnswers, n_rows: int, index: np.ndarray | None = None)
     k, single, dist = part.k, part.single, part.dist
     if k < 2:  # a single label needs no evidence
         return np.zeros((n_rows, k))
-    conf = np.clip(part.single_conf, 1.0 / k + 1e-3, 1 - 1e-3)
+    conf = np.clip(part.conf[single], 1.0 / k + 1e-3, 1 - 1e-3)
     weight = 1 - conf  # in place from here on: log(c (K-1) / (1 - c)) x sample weight, one buffer
     np.divide(conf, weight, out=weight)
     weight *= k - 1
     np.log(weight, out=weight)
-    weight *= part.single_weight
+    weight *= part.weight[single]
     if index is None:
         evidence, index = cell_sums(part, weight, n_rows), part.user
     else:
