@@ -158,7 +158,7 @@ def main() -> None:
                   f"(crowd-kit also gets pre-encoded integer frames)")
         floor = by["floor: numpy bincount + argmax (pre-encoded) [subset]"]
         print(f"the floor itself is {by['crowd-kit MajorityVote [subset]'] / floor:.1f}x faster than crowd-kit MajorityVote: "
-              "no vote that reads every answer once can beat crowd-kit by more than that")
+              "the most any vote that bincounts every answer can gain over crowd-kit here")
         print(f"crowd-kit was timed on {n:,} users only, not on all {args.users:,}")
 
 if __name__ == "__main__":

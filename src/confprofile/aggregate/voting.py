@@ -47,8 +47,8 @@ def normalize_rows(m: np.ndarray) -> np.ndarray:
 
 def confidence_votes(part: DimAnswers, n_users: int) -> np.ndarray:
     """Linear vote mass: sum of weight x confidence on each answer's label (or its distribution)."""
-    dist = part.dist
-    votes = cell_sums(part, part.weight[part.single] * np.maximum(part.conf[part.single], EPS), n_users)
+    single, dist = part.single, part.dist
+    votes = cell_sums(part, part.weight[single] * np.maximum(part.conf[single], EPS), n_users)
     if dist.any():
         votes += dist_matrix(part.user[dist], part.probs[dist], part.weight[dist], n_users)
     return votes
