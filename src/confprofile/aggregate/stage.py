@@ -66,7 +66,14 @@ def run_aggregation(
     rationale_chars: int = 600,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(pseudo_labels, per-dimension summary: label counts before/after balancing, mean confidence,
-    kept share, teacher agreement with the pseudo-label). Parameters: see `aggregate`."""
+    kept share, teacher agreement with the pseudo-label) from a long answers table.
+
+    method: an `AGGREGATORS` name (majority, weighted, dawid_skene); calibrate: `CALIBRATORS` names
+    (default: label_prior, confidence, class_balance; [] for none); keep_threshold: minimum
+    confidence for `kept`, one float or {dimension: float}; taxonomy: fixes label order, other labels
+    count as missing; method_options / calibrator_options: keyword arguments for the aggregator /
+    each calibrator (e.g. {"confidence": {"dev_labels": df}}, {"class_balance": {"targets": {...}}}).
+    """
     options = calibrator_options or {}
     calibrators = {name: CALIBRATORS.get(name)(**options.get(name, {})) for name in calibrate}
     enc = encode(answers, taxonomy) if isinstance(answers, pd.DataFrame) else answers
@@ -114,31 +121,10 @@ def run_aggregation(
     return out[COLUMNS], pd.DataFrame(summary)
 
 
-def aggregate(
-    answers: pd.DataFrame | Encoded,
-    *,
-    method: str = "weighted",
-    calibrate: list[str] | tuple[str, ...] = DEFAULT_CALIBRATION,
-    keep_threshold: float | dict[str, float] = 0.5,
-    taxonomy: Taxonomy | None = None,
-    method_options: dict | None = None,
-    calibrator_options: dict[str, dict] | None = None,
-    max_rationales: int = 3,
-    rationale_chars: int = 600,
-) -> pd.DataFrame:
-    """Pseudo-labels (pseudo_labels.parquet columns) from a long answers table.
-
-    method: an `AGGREGATORS` name (majority, weighted, dawid_skene); calibrate: `CALIBRATORS` names
-    (default: label_prior, confidence, class_balance; [] for none); keep_threshold: minimum
-    confidence for `kept`, one float or {dimension: float}; taxonomy: fixes label order, other labels
-    count as missing; method_options / calibrator_options: keyword arguments for the aggregator /
-    each calibrator (e.g. {"confidence": {"dev_labels": df}}, {"class_balance": {"targets": {...}}}).
-    """
-    return run_aggregation(
-        answers, method=method, calibrate=calibrate, keep_threshold=keep_threshold, taxonomy=taxonomy,
-        method_options=method_options, calibrator_options=calibrator_options, max_rationales=max_rationales,
-        rationale_chars=rationale_chars,
-    )[0]
+def aggregate(answers: pd.DataFrame | Encoded, **options) -> pd.DataFrame:
+    """Pseudo-labels (pseudo_labels.parquet columns) from a long answers table: `run_aggregation`
+    without its summary; `options` are its keyword arguments."""
+    return run_aggregation(answers, **options)[0]
 
 
 def teacher_predictions(answers: pd.DataFrame | Encoded, calibrate: tuple[str, ...] = (), taxonomy: Taxonomy | None = None) -> dict[str, pd.DataFrame]:
