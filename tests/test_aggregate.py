@@ -132,16 +132,40 @@ def test_unanimous_vote_wins_at_any_confidence(rows, label, confs):
 
 
 def test_encoding_shortcuts_do_not_change_the_votes():
-    """One sample per teacher skips the vote-sharing count, a table grouped by dimension is sliced
-    without sorting: a shuffled table, and one without the `sample` column, must give the same result."""
-    dims = {"gender": 2, "occupation": 5}
-    answers, _ = simulate(300, dims, [SimTeacher(f"t{i}", 0.6 + 0.05 * i, abstain=0.1, missing=0.05) for i in range(4)], seed=3)
-    variants = [answers, answers.sample(frac=1.0, random_state=0), answers.drop(columns="sample")]
+    """The table's layout picks shortcuts that must not change a posterior: a table grouped by dimension is
+    sliced, others are scanned per dimension; rows sorted by user give Dawid-Skene its count matrix
+    without a sort (a teacher's repeated samples then repeat entries); one sample per teacher skips the
+    vote-sharing count."""
+    dims = {"occupation": 5, "gender": 2}  # blocks out of alphabetical order: found, not assumed
+    teachers = [SimTeacher(f"t{i}", 0.6 + 0.05 * i, abstain=0.1, missing=0.05, samples=2 if i == 0 else 1) for i in range(4)]
+    answers, _ = simulate(300, dims, teachers, seed=3)
+    by_user = answers.sort_values(["user_id", "teacher", "sample"], kind="stable")
+    one_sample = answers[answers["sample"] == 0]
+    layouts = [[answers, answers.sample(frac=1.0, random_state=0), by_user], [one_sample, one_sample.drop(columns="sample")]]
     for method in METHODS:
-        results = [AGGREGATORS.get(method)().fit_predict_proba(v) for v in variants]
-        for other in results[1:]:
-            for dim in dims:
-                pd.testing.assert_frame_equal(results[0][dim], other[dim].loc[results[0][dim].index], atol=1e-9)
+        for variants in layouts:
+            results = [AGGREGATORS.get(method)().fit_predict_proba(v) for v in variants]
+            for other in results[1:]:
+                for dim in dims:
+                    pd.testing.assert_frame_equal(results[0][dim], other[dim].loc[results[0][dim].index], atol=1e-9)
+
+
+def test_softmax_matches_scipy_in_and_out_of_exps_range():
+    """One global shift serves a matrix of narrow range; a wide one (150 confident teachers) needs the row maxima."""
+    from scipy.special import softmax
+
+    from confprofile.aggregate.voting import softmax_inplace
+
+    rng = np.random.default_rng(0)
+    for spread in (5.0, 2000.0):  # the second spans more than exp() can take with one shift
+        logits = rng.normal(0, spread, (50, 4))
+        expected = softmax(logits, axis=1)
+        np.testing.assert_allclose(softmax_inplace(logits.copy()), expected, atol=1e-12)
+        assert np.isfinite(softmax_inplace(logits)).all()
+    crowd = table([("u1", f"t{i}", 0, "female", 0.999, "") for i in range(150)] + [("u2", "t0", 0, "male", 0.6, "")])
+    for method in METHODS:  # u1's log-odds evidence spans ~1000 nats
+        post = AGGREGATORS.get(method)().fit_predict_proba(crowd)["gender"]
+        assert np.isfinite(post.to_numpy()).all() and post.loc["u1", "female"] > 0.99
 
 
 # ---- simulated teachers --------------------------------------------------------

@@ -38,7 +38,7 @@ class DimAnswers:
     label: np.ndarray  # int16 code, ABSTAIN or MISSING
     conf: np.ndarray  # float64 in [0, 1]
     row: np.ndarray  # int64 row of the original table (rationales)
-    weight: np.ndarray  # 1 / (this teacher's non-missing samples of this user): k samples share one vote
+    sample_weight: np.ndarray | None  # see `weight`; None: one sample per teacher and user, so whole votes
     probs: np.ndarray | None = None  # (n, K) label distribution; NaN rows where a teacher gave none
 
     @property
@@ -48,6 +48,16 @@ class DimAnswers:
     @property
     def voting(self) -> np.ndarray:
         return self.label >= 0
+
+    @property
+    def whole_votes(self) -> bool:
+        """Every answer with a label weighs 1, so vote sums may skip `weight`."""
+        return self.sample_weight is None
+
+    @cached_property
+    def weight(self) -> np.ndarray:
+        """1 / (this teacher's non-missing samples of this user), 0 for missing answers: k samples share one vote."""
+        return (self.label != MISSING).astype(np.float64) if self.sample_weight is None else self.sample_weight
 
     @cached_property
     def single(self) -> np.ndarray:
@@ -76,6 +86,12 @@ class Encoded:
     dims: dict[str, DimAnswers]
     rationale: np.ndarray | None = None  # original rationale column (object), indexed by DimAnswers.row
     present: dict[str, np.ndarray] = field(default_factory=dict)  # users with any row in a dimension
+    input_user_dtype: pd.CategoricalDtype | None = None  # the input's own, when its categories are `users`
+
+    @cached_property
+    def user_dtype(self) -> pd.CategoricalDtype:
+        """Categorical dtype over `users` (reused from the input: hashing 1M user ids costs ~0.4 s)."""
+        return self.input_user_dtype if self.input_user_dtype is not None else pd.CategoricalDtype(self.users)
 
     @property
     def n_users(self) -> int:
@@ -85,20 +101,22 @@ class Encoded:
         return replace(self, dims=dims)
 
 
-def _codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes (-1 for null) and sorted unique values; categorical columns reuse their codes."""
+def _codes(column: pd.Series, sort: bool = True) -> tuple[np.ndarray, np.ndarray, pd.CategoricalDtype | None]:
+    """(integer codes, -1 for null; the string values they index, sorted if `sort`; the column's own
+    categorical dtype when its codes are kept as they are, so a 1M-user index need not be hashed again)."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        names = np.asarray(column.cat.categories.to_numpy(dtype=object)).astype(str)
-        codes = column.cat.codes.to_numpy()
-        if len(names) < 2 or bool((names[1:] > names[:-1]).all()):
-            return codes, names
+        codes, categories = column.cat.codes.to_numpy(), column.cat.categories
+        as_text = pd.api.types.is_string_dtype(categories)
+        names = categories.to_numpy(dtype=object) if as_text else categories.to_numpy(dtype=object).astype(str).astype(object)
+        if not sort or len(names) < 2 or bool((names[1:] > names[:-1]).all()):
+            return codes, names, column.dtype if as_text else None
         order = np.argsort(names, kind="stable")
         remap = np.empty(len(names) + 1, dtype=_small_dtype(len(names)))
         remap[order] = np.arange(len(names))
         remap[-1] = -1  # code -1 (null) indexes the last slot
-        return remap[codes], names[order]
-    codes, uniques = pd.factorize(column, sort=True)
-    return codes, np.asarray(uniques, dtype=object).astype(str)
+        return remap[codes], names[order], None
+    codes, uniques = pd.factorize(column.astype(str).where(column.notna()) if column.dtype.kind in "iufb" else column, sort=sort)
+    return codes, np.asarray(uniques, dtype=object), None
 
 
 def _constant(column: pd.Series) -> bool:
@@ -116,16 +134,9 @@ def _small_int(codes: np.ndarray, n: int) -> np.ndarray:
     return codes.astype(_small_dtype(n), copy=False)
 
 
-def sample_weights(user: np.ndarray, teacher: np.ndarray, label: np.ndarray, n_users: int, n_teachers: int,
-                   one_sample: bool = False) -> np.ndarray:
-    """1 / (non-missing answers of this teacher on this user dimension), 0 for missing answers.
-
-    `one_sample`: every teacher answered each user once (the table's key is unique and `sample` is
-    constant), so each non-missing answer is a whole vote and no counting is needed.
-    """
+def sample_weights(user: np.ndarray, teacher: np.ndarray, label: np.ndarray, n_users: int, n_teachers: int) -> np.ndarray:
+    """1 / (non-missing answers of this teacher on this user dimension), 0 for missing answers."""
     answered = label != MISSING
-    if one_sample:
-        return answered.astype(np.float64)
     pair = user.astype(np.int64) * n_teachers + teacher
     if n_users * n_teachers <= 50_000_000:  # dense count table: one O(n) bincount
         counts = np.bincount(pair[answered], minlength=n_users * n_teachers)[pair]
@@ -170,44 +181,36 @@ def encode(answers: pd.DataFrame, taxonomy: Taxonomy | None = None) -> Encoded:
     missing = [c for c in REQUIRED if c not in answers.columns]
     if missing:
         raise InputError(None, None, missing[0], f"answers table lacks column(s) {missing}")
-    for column in ("user_id", "teacher", "dimension"):
-        if answers[column].isna().any():
-            line = int(np.flatnonzero(answers[column].isna().to_numpy())[0]) + 1
-            raise InputError(None, line, column, "must not be empty")
-    user_code, users = _codes(answers["user_id"])
-    teacher_code, teachers = _codes(answers["teacher"])
-    dim_code, observed_dims = _codes(answers["dimension"])
-    label_code, label_names = _codes(answers["label"])
+    user_code, users, user_dtype = _codes(answers["user_id"])
+    teacher_code, teachers, _ = _codes(answers["teacher"])
+    dim_code, dim_values, _ = _codes(answers["dimension"], sort=False)  # rows are found per dimension below
+    label_code, label_names, _ = _codes(answers["label"], sort=False)  # labels are looked up by name
+    for column, code in (("user_id", user_code), ("teacher", teacher_code), ("dimension", dim_code)):
+        if (code < 0).any():
+            raise InputError(None, int(np.argmax(code < 0)) + 1, column, "must not be empty")
     user_code, teacher_code = user_code.astype(np.int32, copy=False), _small_int(teacher_code, len(teachers))
     conf = answers["confidence"].to_numpy(dtype=np.float64, copy=True)
-    conf[np.isnan(conf)] = 0.0
-    np.clip(conf, 0.0, 1.0, out=conf)
+    np.fmax(conf, 0.0, out=conf)  # NaN -> 0
+    np.minimum(conf, 1.0, out=conf)
     one_sample = "sample" in answers.columns and _constant(answers["sample"])
-    dim_names = list(observed_dims)
+    dim_names = sorted(dim_values)
     if taxonomy is not None:
         unknown_dims = sorted(set(dim_names) - set(taxonomy.dimension_names))
         if unknown_dims:
             raise InputError(None, None, "dimension", f"dimension(s) {unknown_dims} are not in taxonomy {taxonomy.name!r}")
-        dim_names = [d for d in taxonomy.dimension_names if d in set(observed_dims)]
-        dim_code = pd.Index(dim_names).get_indexer(pd.Index(observed_dims))[dim_code]
-    dim_code = _small_int(dim_code, len(dim_names))
+        dim_names = [d for d in taxonomy.dimension_names if d in set(dim_values)]
     has_probs = "label_probs" in answers.columns and answers["label_probs"].notna().any()
     dists = _parse_json(answers["label_probs"]) if has_probs else None
 
-    # Rows of each dimension: slices (views) when the table is grouped by dimension, else a stable sort.
-    grouped = len(dim_code) < 2 or bool((dim_code[1:] >= dim_code[:-1]).all())
-    order = None if grouped else np.argsort(dim_code, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(dim_code, minlength=len(dim_names)))])
     dims, present = {}, {}
-    for d, name in enumerate(dim_names):
-        rows = np.arange(bounds[d], bounds[d + 1]) if grouped else order[bounds[d] : bounds[d + 1]]
-        take = (lambda a: a[bounds[d] : bounds[d + 1]]) if grouped else (lambda a: a[rows])
-        user, teacher, global_label, dim_conf = take(user_code), take(teacher_code), take(label_code), take(conf)
+    for name, rows in _rows_per_dimension(dim_code, list(dim_values), dim_names):
+        user, teacher, global_label, dim_conf = user_code[rows], teacher_code[rows], label_code[rows], conf[rows]
         if taxonomy is not None:
             labels = taxonomy.dimension(name).label_names
         else:  # the labels this dimension's answers name (or offer in a distribution), `unknown` aside
-            seen = np.bincount(global_label[global_label >= 0], minlength=len(label_names))
-            labels = set(label_names[np.flatnonzero(seen)]) - {UNKNOWN}
+            seen = np.zeros(len(label_names) + 1, dtype=bool)
+            seen[global_label] = True  # null (-1) marks the last slot
+            labels = set(label_names[seen[:-1]]) - {UNKNOWN}
             if has_probs:
                 for dist in dists[rows]:
                     labels.update(k for k in dist if isinstance(k, str) and k != UNKNOWN)
@@ -217,14 +220,31 @@ def encode(answers: pd.DataFrame, taxonomy: Taxonomy | None = None) -> Encoded:
         lookup[:-1] = [ABSTAIN if text == UNKNOWN else index.get(text, MISSING) for text in label_names]
         label = lookup[global_label]
         dim_conf[label == MISSING] = 0.0  # conf is this function's copy: writing through a view is safe
+        row_index = np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows
         dims[name] = DimAnswers(
-            labels=labels, user=user, teacher=teacher, label=label, conf=dim_conf, row=rows,
-            weight=sample_weights(user, teacher, label, len(users), len(teachers), one_sample),
-            probs=_prob_matrix(dists[rows], labels) if has_probs and labels else None,
+            labels=labels, user=user, teacher=teacher, label=label, conf=dim_conf, row=row_index,
+            # the table's key (user, teacher, sample, dimension) is unique, so with one sample no counting is needed
+            sample_weight=None if one_sample else sample_weights(user, teacher, label, len(users), len(teachers)),
+            probs=_prob_matrix(dists[row_index], labels) if has_probs and labels else None,
         )
-        present[name] = np.bincount(user, minlength=len(users)) > 0
+        present[name] = np.zeros(len(users), dtype=bool)
+        present[name][user] = True
     rationale = answers["rationale"].to_numpy(dtype=object) if "rationale" in answers.columns else None
-    return Encoded(users=users, teachers=list(teachers), dims=dims, rationale=rationale, present=present)
+    return Encoded(users=users, teachers=list(teachers), dims=dims, rationale=rationale, present=present,
+                   input_user_dtype=user_dtype)
+
+
+def _rows_per_dimension(dim_code: np.ndarray, dim_values: list[str], dim_names: list[str]):
+    """(name, rows) per dimension in `dim_names` order: a slice when the table holds each dimension in one
+    block (views, no copies), else the row indices (one scan per dimension beats a sort of the table)."""
+    change = dim_code[1:] != dim_code[:-1]  # a run of rows of one dimension ends here
+    if len(dim_code) and np.count_nonzero(change) < len(dim_values):
+        starts = [0, *(np.flatnonzero(change) + 1).tolist()]
+        runs = {dim_values[c]: slice(a, b) for c, a, b in zip(dim_code[starts].tolist(), starts, [*starts[1:], len(dim_code)])}
+        if len(runs) == len(starts):  # one block per dimension
+            return [(name, runs.get(name, slice(0, 0))) for name in dim_names]
+    code_of = {value: c for c, value in enumerate(dim_values)}
+    return [(name, np.flatnonzero(dim_code == code_of[name])) for name in dim_names]
 
 
 def as_encoded(answers: pd.DataFrame | Encoded, taxonomy: Taxonomy | None = None) -> Encoded:
@@ -234,6 +254,27 @@ def as_encoded(answers: pd.DataFrame | Encoded, taxonomy: Taxonomy | None = None
 def has_votes(posterior: np.ndarray) -> np.ndarray:
     """Rows of a posterior matrix that rest on at least one vote (the others are NaN)."""
     return ~np.isnan(posterior[:, 0]) if posterior.shape[1] else np.zeros(len(posterior), bool)
+
+
+def row_max(m: np.ndarray) -> np.ndarray:
+    """Row maxima, column by column: numpy's axis=1 reductions pay a set-up per row, which dominates at K = 2-11."""
+    top = m[:, 0].copy()
+    for j in range(1, m.shape[1]):
+        np.maximum(top, m[:, j], out=top)
+    return top
+
+
+def row_sum(m: np.ndarray) -> np.ndarray:
+    """Row sums as one matrix-vector product (same reason as `row_max`)."""
+    return m @ np.ones(m.shape[1])
+
+
+def exp_shift(m: np.ndarray) -> np.ndarray:
+    """(n, 1) shift to subtract from `m` (n, K) before exp(): any shift per row leaves a softmax unchanged,
+    it only has to keep exp() in range. One global shift does when the matrix spans less than 700 (the
+    evidence of a few dozen teachers does) and saves the K-pass row maximum; else the row maxima."""
+    low, high = (float(m.min()), float(m.max())) if m.size else (0.0, 0.0)
+    return np.full((len(m), 1), high) if high - low < 700 else row_max(m)[:, None]
 
 
 def decide(posterior: np.ndarray) -> np.ndarray:
@@ -272,8 +313,7 @@ class Aggregator:
                 self.decisions_[name] = np.zeros(enc.n_users, dtype=np.int64)
                 continue
             post, votes, prior = self._fit_dim(name, part, enc)
-            voted = np.bincount(part.user[part.voting], minlength=enc.n_users) > 0
-            post[~voted] = np.nan
+            post[~(row_sum(votes) > 0)] = np.nan  # every vote adds positive mass, so these users had none
             self.posteriors_[name], self.votes_[name], self.priors_[name] = post, votes, prior
             if name not in self.decisions_:
                 self.decisions_[name] = decide(np.nan_to_num(post))
@@ -297,14 +337,14 @@ class Aggregator:
     def predictions(self) -> pd.DataFrame:
         """user_id, dimension, label as categorical columns (no per-row string objects: cheap at 1M users)."""
         enc, frames = self.encoded_, []
-        users = pd.CategoricalDtype(enc.users)
+        users = enc.user_dtype
         dims = pd.CategoricalDtype(list(self.posteriors_))
         all_labels = sorted({label for part in enc.dims.values() for label in part.labels} | {UNKNOWN})
         label_dtype = pd.CategoricalDtype(all_labels)
         for d, (name, post) in enumerate(self.posteriors_.items()):
             rows = np.flatnonzero(enc.present[name])
             to_global = np.searchsorted(all_labels, enc.dims[name].labels + [UNKNOWN])
-            code = np.where(has_votes(post[rows]), self.decisions_[name][rows], len(to_global) - 1)
+            code = np.where(has_votes(post)[rows], self.decisions_[name][rows], len(to_global) - 1)
             frames.append(pd.DataFrame({
                 "user_id": pd.Categorical.from_codes(rows, dtype=users),
                 "dimension": pd.Categorical.from_codes(np.full(len(rows), d), dtype=dims),

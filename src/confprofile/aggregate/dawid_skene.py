@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from confprofile.aggregate.base import AGGREGATORS, EPS, Aggregator
-from confprofile.aggregate.voting import WeightedVote
+from confprofile.aggregate.base import AGGREGATORS, EPS, Aggregator, exp_shift, row_sum
+from confprofile.aggregate.voting import posterior_and_votes, times_sample_weight
 
 
 @AGGREGATORS.register("dawid_skene")
@@ -37,39 +37,34 @@ class DawidSkene(Aggregator):
 
     def fit(self, answers):
         self.confusions_ = {}
-        self._start = WeightedVote(self.taxonomy)
-        self._start.decisions_ = {}
         return super().fit(answers)
 
     def _fit_dim(self, name, part, enc):
         n, k, w = enc.n_users, part.k, len(enc.teachers)
-        answer, cols, vals = soft_counts(part, n, w)
-        counts = sp.csr_matrix((vals, (part.user[answer], cols)), shape=(n, w * k))
+        counts = count_matrix(*soft_counts(part, n, w), shape=(n, w * k))
 
-        start, votes, _ = self._start._fit_dim(name, part, enc)
-        voted = np.bincount(part.user[part.voting], minlength=n) > 0
-        unvoted = np.flatnonzero(~voted)  # usually none: index arrays keep every step a dense pass
-        truth = np.nan_to_num(start)
+        truth, votes = posterior_and_votes(part, n)  # the weighted vote's posterior starts EM
+        unvoted = np.flatnonzero(~(row_sum(votes) > 0))  # usually none: index arrays keep every step a dense pass
         truth[unvoted] = 1.0 / k
         alpha = self.smoothing + self.prior_strength * np.eye(k)
         n_voted, previous = n - len(unvoted), -np.inf
         for _ in range(self.n_iter):
             # M-step: confusion[t, true, answered] and class prior from the current soft truth.
-            seen = np.asarray(counts.T @ truth).reshape(w, k, k).transpose(0, 2, 1) + alpha
+            seen = (counts.T @ truth).reshape(w, k, k).transpose(0, 2, 1) + alpha
             confusion = seen / seen.sum(axis=2, keepdims=True)
             prior = (truth.sum(axis=0) - truth[unvoted].sum(axis=0) + 1.0) / (n_voted + k)
             # E-step: log posterior = log prior + soft counts x log confusion (normalised in place).
             log_conf = np.log(confusion).transpose(0, 2, 1).reshape(w * k, k)
-            truth = np.asarray(counts @ log_conf)
+            truth = counts @ log_conf
             truth += np.log(prior)
-            top = truth.max(axis=1, keepdims=True)
+            top = exp_shift(truth)
             truth -= top
             np.exp(truth, out=truth)
-            total = truth.sum(axis=1, keepdims=True)
-            truth /= total
+            total = row_sum(truth)
+            truth /= total[:, None]
             truth[unvoted] = prior
-            # marginal log-likelihood per user (users without votes add log 1 = 0): stop when EM stalls
-            loglik = float((top + np.log(total)).sum()) / max(n_voted, 1)
+            # marginal log-likelihood per voted user (the unvoted add log 1 = 0): stop when EM stalls
+            loglik = float((top[:, 0] + np.log(total)).sum()) / max(n_voted, 1)
             if loglik - previous < self.tol:
                 break
             previous = loglik
@@ -77,19 +72,28 @@ class DawidSkene(Aggregator):
         return truth, votes, prior
 
 
+def count_matrix(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """CSR matrix of the entries, built directly when they come sorted by row (answers.parquet is written
+    user by user) instead of through a sort; repeated (row, column) entries add up in every product."""
+    if len(rows) < 2 or bool((rows[1:] >= rows[:-1]).all()):
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=shape[0]))])
+        return sp.csr_matrix((vals, cols, indptr), shape=shape)
+    return sp.csr_matrix((vals, (rows, cols)), shape=shape)
+
+
 def soft_counts(part, n_users: int, n_teachers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Entries (answer index, column teacher * K + label, soft count) of the users x teacher.label count matrix."""
+    """Entries (user, column teacher * K + label, soft count) of the users x teacher.label count matrix."""
     k, w = part.k, n_teachers
-    sw = part.weight
     single, dist = part.single, part.dist
-    conf = np.maximum(part.conf, EPS)
-    mean_conf = np.bincount(part.teacher[single], conf[single], w) / np.maximum(np.bincount(part.teacher[single], minlength=w), 1)
-    index = [np.flatnonzero(single)]
-    cols = [part.teacher[single].astype(np.int64) * k + part.label[single]]
-    vals = [sw[single] * conf[single] / np.maximum(mean_conf[part.teacher[single]], EPS)]
+    teacher, conf = part.teacher[single].astype(np.int64), np.maximum(part.conf[single], EPS)
+    mean_conf = np.bincount(teacher, conf, w) / np.maximum(np.bincount(teacher, minlength=w), 1)
+    conf /= np.maximum(mean_conf, EPS)[teacher]
+    teacher *= k
+    teacher += part.label[single]
+    entries = [(part.user[single], teacher, times_sample_weight(part, conf))]
     if dist.any():
         rows = np.flatnonzero(dist)
-        index.append(np.repeat(rows, k))
-        cols.append(np.repeat(part.teacher[rows].astype(np.int64) * k, k) + np.tile(np.arange(k), len(rows)))
-        vals.append((sw[rows, None] * part.probs[rows]).ravel())
-    return np.concatenate(index), np.concatenate(cols), np.concatenate(vals)
+        entries.append((np.repeat(part.user[rows], k),
+                        np.repeat(part.teacher[rows].astype(np.int64) * k, k) + np.tile(np.arange(k), len(rows)),
+                        (part.weight[rows, None] * part.probs[rows]).ravel()))
+    return entries[0] if len(entries) == 1 else tuple(np.concatenate(column) for column in zip(*entries))

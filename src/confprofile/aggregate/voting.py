@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from confprofile.aggregate.base import AGGREGATORS, EPS, Aggregator, DimAnswers, decide
+from confprofile.aggregate.base import AGGREGATORS, EPS, Aggregator, DimAnswers, decide, exp_shift, row_sum
 
 
 def vote_matrix(user: np.ndarray, label: np.ndarray, weight: np.ndarray, n_users: int, k: int) -> np.ndarray:
@@ -35,20 +35,30 @@ def cell_sums(part: DimAnswers, values: np.ndarray, n_users: int) -> np.ndarray:
     return sums.astype(float, copy=False).reshape(n_users, part.k)  # float even when no answer is counted
 
 
+def times_sample_weight(part: DimAnswers, values: np.ndarray) -> np.ndarray:
+    """`values` (one per single-label answer, a buffer of the caller's) x the answer's sample weight, in place."""
+    if not part.whole_votes:
+        values *= part.weight[part.single]
+    return values
+
+
 def uniform(k: int) -> np.ndarray:
     return np.full(k, 1.0 / k)
 
 
 def normalize_rows(m: np.ndarray) -> np.ndarray:
-    total = m.sum(axis=1, keepdims=True)
+    total = row_sum(m)[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, m / total, np.nan)
 
 
-def confidence_votes(part: DimAnswers, n_users: int) -> np.ndarray:
-    """Linear vote mass: sum of weight x confidence on each answer's label (or its distribution)."""
+def confidence_votes(part: DimAnswers, n_users: int, conf: np.ndarray | None = None) -> np.ndarray:
+    """Linear vote mass: sum of weight x confidence on each answer's label (or its distribution).
+
+    `conf`: the single-label answers' confidences when the caller has already gathered them.
+    """
     single, dist = part.single, part.dist
-    votes = cell_sums(part, part.weight[single] * np.maximum(part.conf[single], EPS), n_users)
+    votes = cell_sums(part, times_sample_weight(part, np.maximum(part.conf[single] if conf is None else conf, EPS)), n_users)
     if dist.any():
         votes += dist_matrix(part.user[dist], part.probs[dist], part.weight[dist], n_users)
     return votes
@@ -65,22 +75,23 @@ class MajorityVote(Aggregator):
         return normalize_rows(counts), counts, uniform(part.k)
 
 
-def log_evidence(part: DimAnswers, n_rows: int, index: np.ndarray | None = None) -> np.ndarray:
+def log_evidence(part: DimAnswers, n_rows: int, index: np.ndarray | None = None, conf: np.ndarray | None = None) -> np.ndarray:
     """(n_rows, K) naive-Bayes log evidence summed per user, or per `index` (e.g. a user-teacher pair) of each answer.
 
     A label answer with confidence c adds log(c (K-1) / (1 - c)) to its label (c is floored just
     above chance, so an answer is never evidence against its own label); a distribution adds its
-    log-probabilities.
+    log-probabilities. `conf` as in `confidence_votes`.
     """
     k, single, dist = part.k, part.single, part.dist
     if k < 2:  # a single label needs no evidence
         return np.zeros((n_rows, k))
-    conf = np.clip(part.conf[single], 1.0 / k + 1e-3, 1 - 1e-3)
-    weight = 1 - conf  # in place from here on: log(c (K-1) / (1 - c)) x sample weight, one buffer
-    np.divide(conf, weight, out=weight)
+    weight = np.clip(part.conf[single] if conf is None else conf, 1.0 / k + 1e-3, 1 - 1e-3)
+    np.reciprocal(weight, out=weight)  # in place from here on: c / (1 - c) = 1 / (1/c - 1), then the log-odds
+    weight -= 1
+    np.reciprocal(weight, out=weight)
     weight *= k - 1
     np.log(weight, out=weight)
-    weight *= part.weight[single]
+    times_sample_weight(part, weight)
     if index is None:
         evidence, index = cell_sums(part, weight, n_rows), part.user
     else:
@@ -91,11 +102,18 @@ def log_evidence(part: DimAnswers, n_rows: int, index: np.ndarray | None = None)
     return evidence
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    out = logits - logits.max(axis=1, keepdims=True)
-    np.exp(out, out=out)
-    out /= out.sum(axis=1, keepdims=True)
-    return out
+def softmax_inplace(logits: np.ndarray) -> np.ndarray:
+    """Row softmax, overwriting `logits` (an (n, K) matrix at 1M users is worth not copying)."""
+    logits -= exp_shift(logits)
+    np.exp(logits, out=logits)
+    logits /= row_sum(logits)[:, None]
+    return logits
+
+
+def posterior_and_votes(part: DimAnswers, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """(naive-Bayes posterior over the confidences, linear confidence votes), each (n_users, K)."""
+    conf = part.conf[part.single]  # gathered once for both
+    return softmax_inplace(log_evidence(part, n_users, conf=conf)), confidence_votes(part, n_users, conf)
 
 
 @AGGREGATORS.register("weighted")
@@ -117,8 +135,7 @@ class WeightedVote(Aggregator):
         self.weights = weights
 
     def _fit_dim(self, name, part, enc):
-        votes = confidence_votes(part, enc.n_users)
-        post = softmax(log_evidence(part, enc.n_users))
+        post, votes = posterior_and_votes(part, enc.n_users)
         if self.weights == "confidence":  # decide by the vote, report the posterior of that decision
             self.decisions_[name] = decide(votes)
         return post, votes, uniform(part.k)
