@@ -195,10 +195,11 @@ def encode(answers: pd.DataFrame, taxonomy: Taxonomy | None = None) -> Encoded:
     one_sample = "sample" in answers.columns and _constant(answers["sample"])
     dim_names = sorted(dim_values)
     if taxonomy is not None:
-        unknown_dims = sorted(set(dim_names) - set(taxonomy.dimension_names))
+        observed = set(dim_values)
+        unknown_dims = sorted(observed - set(taxonomy.dimension_names))
         if unknown_dims:
             raise InputError(None, None, "dimension", f"dimension(s) {unknown_dims} are not in taxonomy {taxonomy.name!r}")
-        dim_names = [d for d in taxonomy.dimension_names if d in set(dim_values)]
+        dim_names = [d for d in taxonomy.dimension_names if d in observed]
     has_probs = "label_probs" in answers.columns and answers["label_probs"].notna().any()
     dists = _parse_json(answers["label_probs"]) if has_probs else None
 
@@ -254,6 +255,11 @@ def as_encoded(answers: pd.DataFrame | Encoded, taxonomy: Taxonomy | None = None
 def has_votes(posterior: np.ndarray) -> np.ndarray:
     """Rows of a posterior matrix that rest on at least one vote (the others are NaN)."""
     return ~np.isnan(posterior[:, 0]) if posterior.shape[1] else np.zeros(len(posterior), bool)
+
+
+def voted(votes: np.ndarray) -> np.ndarray:
+    """Users with at least one vote: every vote (any label, any weight) adds positive mass to its row."""
+    return row_sum(votes) > 0
 
 
 def row_max(m: np.ndarray) -> np.ndarray:
@@ -313,7 +319,7 @@ class Aggregator:
                 self.decisions_[name] = np.zeros(enc.n_users, dtype=np.int64)
                 continue
             post, votes, prior = self._fit_dim(name, part, enc)
-            post[~(row_sum(votes) > 0)] = np.nan  # every vote adds positive mass, so these users had none
+            post[~voted(votes)] = np.nan
             self.posteriors_[name], self.votes_[name], self.priors_[name] = post, votes, prior
             if name not in self.decisions_:
                 self.decisions_[name] = decide(np.nan_to_num(post))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from confprofile.aggregate.base import AGGREGATORS, EPS, Aggregator, exp_shift, row_sum
+from confprofile.aggregate.base import AGGREGATORS, EPS, Aggregator, exp_shift, row_sum, voted
 from confprofile.aggregate.voting import posterior_and_votes, times_sample_weight
 
 
@@ -44,7 +44,7 @@ class DawidSkene(Aggregator):
         counts = count_matrix(*soft_counts(part, n, w), shape=(n, w * k))
 
         truth, votes = posterior_and_votes(part, n)  # the weighted vote's posterior starts EM
-        unvoted = np.flatnonzero(~(row_sum(votes) > 0))  # usually none: index arrays keep every step a dense pass
+        unvoted = np.flatnonzero(~voted(votes))  # usually none: index arrays keep every step a dense pass
         truth[unvoted] = 1.0 / k
         alpha = self.smoothing + self.prior_strength * np.eye(k)
         n_voted, previous = n - len(unvoted), -np.inf
@@ -88,7 +88,7 @@ def soft_counts(part, n_users: int, n_teachers: int) -> tuple[np.ndarray, np.nda
     teacher, conf = part.teacher[single].astype(np.int64), np.maximum(part.conf[single], EPS)
     mean_conf = np.bincount(teacher, conf, w) / np.maximum(np.bincount(teacher, minlength=w), 1)
     conf /= np.maximum(mean_conf, EPS)[teacher]
-    teacher *= k
+    teacher *= k  # in place from here on: the column teacher * K + label
     teacher += part.label[single]
     entries = [(part.user[single], teacher, times_sample_weight(part, conf))]
     if dist.any():

@@ -52,13 +52,13 @@ def normalize_rows(m: np.ndarray) -> np.ndarray:
         return np.where(total > 0, m / total, np.nan)
 
 
-def confidence_votes(part: DimAnswers, n_users: int, conf: np.ndarray | None = None) -> np.ndarray:
+def confidence_votes(part: DimAnswers, n_users: int, conf: np.ndarray) -> np.ndarray:
     """Linear vote mass: sum of weight x confidence on each answer's label (or its distribution).
 
-    `conf`: the single-label answers' confidences when the caller has already gathered them.
+    `conf`: the single-label answers' confidences (`part.conf[part.single]`).
     """
-    single, dist = part.single, part.dist
-    votes = cell_sums(part, times_sample_weight(part, np.maximum(part.conf[single] if conf is None else conf, EPS)), n_users)
+    dist = part.dist
+    votes = cell_sums(part, times_sample_weight(part, np.maximum(conf, EPS)), n_users)
     if dist.any():
         votes += dist_matrix(part.user[dist], part.probs[dist], part.weight[dist], n_users)
     return votes
@@ -80,7 +80,7 @@ def log_evidence(part: DimAnswers, n_rows: int, index: np.ndarray | None = None,
 
     A label answer with confidence c adds log(c (K-1) / (1 - c)) to its label (c is floored just
     above chance, so an answer is never evidence against its own label); a distribution adds its
-    log-probabilities. `conf` as in `confidence_votes`.
+    log-probabilities. `conf`: the single-label answers' confidences, if the caller has gathered them.
     """
     k, single, dist = part.k, part.single, part.dist
     if k < 2:  # a single label needs no evidence
