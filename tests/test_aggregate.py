@@ -20,6 +20,7 @@ from confprofile.aggregate import (
     run_aggregation,
     teacher_predictions,
 )
+from confprofile.aggregate.base import ABSTAIN, MISSING, decide
 from confprofile.taxonomy import Taxonomy
 from teacher_simulator import SimTeacher, ece, simulate
 
@@ -132,10 +133,9 @@ def test_unanimous_vote_wins_at_any_confidence(rows, label, confs):
 
 
 def test_encoding_shortcuts_do_not_change_the_votes():
-    """The table's layout picks shortcuts that must not change a posterior: a table grouped by dimension is
-    sliced, others are scanned per dimension; rows sorted by user give Dawid-Skene its count matrix
-    without a sort (a teacher's repeated samples then repeat entries); one sample per teacher skips the
-    vote-sharing count."""
+    """Row order must not change a posterior: encoding groups rows by dimension in table order and Dawid-Skene
+    groups its count matrix by user (a teacher's repeated samples repeat entries); one sample per teacher
+    skips the vote-sharing count."""
     dims = {"occupation": 5, "gender": 2}  # blocks out of alphabetical order: found, not assumed
     teachers = [SimTeacher(f"t{i}", 0.6 + 0.05 * i, abstain=0.1, missing=0.05, samples=2 if i == 0 else 1) for i in range(4)]
     answers, _ = simulate(300, dims, teachers, seed=3)
@@ -150,18 +150,73 @@ def test_encoding_shortcuts_do_not_change_the_votes():
                     pd.testing.assert_frame_equal(results[0][dim], other[dim].loc[results[0][dim].index], atol=1e-9)
 
 
+def test_encode_groups_rows_by_dimension_and_clamps_confidence():
+    """Each dimension's arrays point back to their own rows of the table, in table order; confidence is clamped
+    to [0, 1] (NaN -> 0) and zeroed for answers that cannot vote (null or foreign labels)."""
+    answers, _ = simulate(40, {"occupation": 4, "gender": 2}, [SimTeacher("a"), SimTeacher("b", samples=2)], seed=5)
+    answers = answers.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    answers.loc[:5, "confidence"] = [np.nan, -0.5, 1.5, np.inf, 0.25, 0.75]
+    answers.loc[6, "label"] = None
+    enc = encode(answers)
+    for name, part in enc.dims.items():
+        rows = answers.iloc[part.row]
+        assert (rows["dimension"] == name).all() and (np.diff(part.row) > 0).all()
+        assert (enc.users[part.user] == rows["user_id"].to_numpy()).all()
+        assert (np.array(enc.teachers)[part.teacher] == rows["teacher"].to_numpy()).all()
+        expected = np.where(part.label == MISSING, 0.0, np.clip(np.nan_to_num(rows["confidence"].to_numpy(), nan=0.0), 0, 1))
+        np.testing.assert_array_equal(part.conf, expected)
+        named = np.array(part.labels + ["unknown"], dtype=object)[np.where(part.label == ABSTAIN, -1, part.label)]
+        voting = part.label >= 0
+        assert (named[voting] == rows["label"].to_numpy()[voting]).all()
+    assert sum(len(part.row) for part in enc.dims.values()) == len(answers)
+    null_label = enc.dims[answers.loc[6, "dimension"]]
+    assert null_label.label[np.flatnonzero(null_label.row == 6)[0]] == MISSING
+
+
+def test_decide_is_the_rounded_argmax_and_skips_nan():
+    rng = np.random.default_rng(0)
+    scores = np.round(rng.random((500, 5)), 2)  # many exact ties
+    scores[::7, 3] = scores[::7, 1] + 1e-12  # float noise below the rounding
+    np.testing.assert_array_equal(decide(scores), np.argmax(np.round(scores, 9), axis=1))
+    with_nan = np.array([[np.nan, np.nan], [np.nan, 0.2], [0.1, np.nan], [-np.inf, -np.inf]])
+    assert decide(with_nan).tolist() == [0, 1, 0, 0]
+    assert decide(np.zeros((3, 0))).tolist() == [0, 0, 0]
+
+
+def test_dawid_skene_count_matrix_matches_a_coo_build():
+    """The count matrix built by one counting pass equals scipy's COO build from the same soft counts."""
+    import scipy.sparse as sp
+
+    from confprofile.aggregate.dawid_skene import soft_count_matrix
+
+    teachers = [SimTeacher("s", samples=3, scores=2.0), SimTeacher("h", accuracy=0.7, abstain=0.1, missing=0.1, samples=2)]
+    answers, _ = simulate(200, {"a": 3}, teachers, seed=2)
+    enc = encode(answers.sample(frac=1.0, random_state=0))
+    part, n, k, w = enc.dims["a"], enc.n_users, enc.dims["a"].k, len(enc.teachers)
+    single, dist = part.single, part.dist
+    assert single.any() and dist.any()
+    conf = np.maximum(part.conf[single], 1e-6)
+    mean = np.bincount(part.teacher[single], conf, w) / np.maximum(np.bincount(part.teacher[single], minlength=w), 1)
+    rows = np.concatenate([part.user[single], np.repeat(part.user[dist], k)])
+    cols = np.concatenate([part.teacher[single].astype(int) * k + part.label[single],
+                           np.repeat(part.teacher[dist].astype(int) * k, k) + np.tile(np.arange(k), dist.sum())])
+    vals = np.concatenate([conf / mean[part.teacher[single]] * part.weight[single], (part.weight[dist, None] * part.probs[dist]).ravel()])
+    expected = sp.coo_matrix((vals, (rows, cols)), shape=(n, w * k)).toarray()
+    np.testing.assert_allclose(sp.csr_matrix(soft_count_matrix(part, n, w), shape=(n, w * k)).toarray(), expected, atol=1e-12)
+
+
 def test_softmax_matches_scipy_in_and_out_of_exps_range():
-    """One global shift serves a matrix of narrow range; a wide one (150 confident teachers) needs the row maxima."""
-    from scipy.special import softmax
+    """Logits within exp()'s range need no shift; wide ones (150 confident teachers) need the row maxima."""
+    from scipy.special import logsumexp, softmax
 
     from confprofile.aggregate.voting import softmax_inplace
 
     rng = np.random.default_rng(0)
-    for spread in (5.0, 2000.0):  # the second spans more than exp() can take with one shift
+    for spread in (5.0, 2000.0):  # the second spans more than exp() can take unshifted
         logits = rng.normal(0, spread, (50, 4))
-        expected = softmax(logits, axis=1)
-        np.testing.assert_allclose(softmax_inplace(logits.copy()), expected, atol=1e-12)
-        assert np.isfinite(softmax_inplace(logits)).all()
+        expected, log_marginal = softmax(logits, axis=1), logsumexp(logits, axis=1)
+        np.testing.assert_allclose(softmax_inplace(logits), log_marginal, rtol=1e-12)
+        np.testing.assert_allclose(logits, expected, atol=1e-12)
     crowd = table([("u1", f"t{i}", 0, "female", 0.999, "") for i in range(150)] + [("u2", "t0", 0, "male", 0.6, "")])
     for method in METHODS:  # u1's log-odds evidence spans ~1000 nats
         post = AGGREGATORS.get(method)().fit_predict_proba(crowd)["gender"]

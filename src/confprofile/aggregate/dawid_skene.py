@@ -14,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from confprofile.aggregate.base import AGGREGATORS, EPS, Aggregator, exp_shift, row_sum, voted
-from confprofile.aggregate.voting import posterior_and_votes, times_sample_weight
+from confprofile.aggregate import kernels
+from confprofile.aggregate.base import AGGREGATORS, EPS, Aggregator, voted
+from confprofile.aggregate.voting import posterior_and_votes, softmax_inplace
 
 
 @AGGREGATORS.register("dawid_skene")
@@ -41,7 +42,7 @@ class DawidSkene(Aggregator):
 
     def _fit_dim(self, name, part, enc):
         n, k, w = enc.n_users, part.k, len(enc.teachers)
-        counts = count_matrix(*soft_counts(part, n, w), shape=(n, w * k))
+        counts = sp.csr_matrix(soft_count_matrix(part, n, w), shape=(n, w * k))
 
         truth, votes = posterior_and_votes(part, n)  # the weighted vote's posterior starts EM
         unvoted = np.flatnonzero(~voted(votes))  # usually none: index arrays keep every step a dense pass
@@ -52,19 +53,15 @@ class DawidSkene(Aggregator):
             # M-step: confusion[t, true, answered] and class prior from the current soft truth.
             seen = (counts.T @ truth).reshape(w, k, k).transpose(0, 2, 1) + alpha
             confusion = seen / seen.sum(axis=2, keepdims=True)
-            prior = (truth.sum(axis=0) - truth[unvoted].sum(axis=0) + 1.0) / (n_voted + k)
+            prior = (np.ones(n) @ truth - truth[unvoted].sum(axis=0) + 1.0) / (n_voted + k)  # BLAS column sums
             # E-step: log posterior = log prior + soft counts x log confusion (normalised in place).
             log_conf = np.log(confusion).transpose(0, 2, 1).reshape(w * k, k)
             truth = counts @ log_conf
             truth += np.log(prior)
-            top = exp_shift(truth)
-            truth -= top
-            np.exp(truth, out=truth)
-            total = row_sum(truth)
-            truth /= total[:, None]
+            log_marginal = softmax_inplace(truth)
             truth[unvoted] = prior
             # marginal log-likelihood per voted user (the unvoted add log 1 = 0): stop when EM stalls
-            loglik = float((top[:, 0] + np.log(total)).sum()) / max(n_voted, 1)
+            loglik = float(log_marginal.sum()) / max(n_voted, 1)
             if loglik - previous < self.tol:
                 break
             previous = loglik
@@ -72,28 +69,23 @@ class DawidSkene(Aggregator):
         return truth, votes, prior
 
 
-def count_matrix(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
-    """CSR matrix of the entries, built directly when they come sorted by row (answers.parquet is written
-    user by user) instead of through a sort; repeated (row, column) entries add up in every product."""
-    if len(rows) < 2 or bool((rows[1:] >= rows[:-1]).all()):
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=shape[0]))])
-        return sp.csr_matrix((vals, cols, indptr), shape=shape)
-    return sp.csr_matrix((vals, (rows, cols)), shape=shape)
-
-
-def soft_counts(part, n_users: int, n_teachers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Entries (user, column teacher * K + label, soft count) of the users x teacher.label count matrix."""
-    k, w = part.k, n_teachers
-    single, dist = part.single, part.dist
-    teacher, conf = part.teacher[single].astype(np.int64), np.maximum(part.conf[single], EPS)
-    mean_conf = np.bincount(teacher, conf, w) / np.maximum(np.bincount(teacher, minlength=w), 1)
-    conf /= np.maximum(mean_conf, EPS)[teacher]
-    teacher *= k  # in place from here on: the column teacher * K + label
-    teacher += part.label[single]
-    entries = [(part.user[single], teacher, times_sample_weight(part, conf))]
-    if dist.any():
-        rows = np.flatnonzero(dist)
-        entries.append((np.repeat(part.user[rows], k),
-                        np.repeat(part.teacher[rows].astype(np.int64) * k, k) + np.tile(np.arange(k), len(rows)),
-                        (part.weight[rows, None] * part.probs[rows]).ravel()))
-    return entries[0] if len(entries) == 1 else tuple(np.concatenate(column) for column in zip(*entries))
+def soft_count_matrix(part, n_users: int, n_teachers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR arrays (soft counts, columns, indptr) of the users x (teacher * K + label) count matrix, built
+    without a sort; a teacher's repeated (user, column) entries (its samples) add up in every product."""
+    k = part.k
+    rows = slice(None) if part.probs is None else part.single  # the kernels skip answers without a label
+    teacher, label, conf = part.teacher[rows], part.label[rows], part.conf[rows]
+    mean_conf = np.maximum(kernels.mean_confidence(teacher, label, conf, EPS, n_teachers), EPS)
+    extra_user, extra_col, extra_val = np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0)
+    if part.dist.any():  # a label distribution counts as its probabilities
+        dist = np.flatnonzero(part.dist)
+        extra_user = np.repeat(part.user[dist], k)
+        extra_col = np.repeat(part.teacher[dist].astype(np.int64) * k, k) + np.tile(np.arange(k), len(dist))
+        extra_val = (part.weight[dist, None] * part.probs[dist]).ravel()
+    index_dtype = np.int32 if len(label) + len(extra_user) < 2**31 else np.int64  # as scipy would make them (no copy)
+    indptr = np.zeros(n_users + 1, dtype=index_dtype)
+    kernels.count_entries(part.user[rows], label, extra_user, indptr)
+    cols, vals = np.empty(indptr[-1], dtype=index_dtype), np.empty(indptr[-1])
+    kernels.fill_soft_counts(part.user[rows], teacher, label, conf, np.empty(0) if part.whole_votes else part.weight[rows],
+                             mean_conf, EPS, k, extra_user, extra_col, extra_val, indptr, cols, vals)
+    return vals, cols, indptr

@@ -1,4 +1,4 @@
-"""Majority and confidence-weighted voting, as bincounts over the encoded answers.
+"""Majority and confidence-weighted voting, as sums over the encoded answers per (user, label) cell.
 
 Each answer is an opinion over the K labels: with a label distribution (`label_probs`) it is that
 distribution, otherwise "my label, with probability `confidence`; no information otherwise". A
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from confprofile.aggregate.base import AGGREGATORS, EPS, Aggregator, DimAnswers, decide, exp_shift, row_sum
+from confprofile.aggregate import kernels
+from confprofile.aggregate.base import AGGREGATORS, EPS, Aggregator, DimAnswers, decide, row_max, row_sum
 
 
 def vote_matrix(user: np.ndarray, label: np.ndarray, weight: np.ndarray, n_users: int, k: int) -> np.ndarray:
@@ -27,12 +28,6 @@ def dist_matrix(user: np.ndarray, probs: np.ndarray, weight: np.ndarray, n_users
         [np.bincount(user[rows], weights=weight[rows] * probs[rows, j], minlength=n_users) for j in range(probs.shape[1])],
         axis=1,
     ).astype(float)
-
-
-def cell_sums(part: DimAnswers, values: np.ndarray, n_users: int) -> np.ndarray:
-    """(n_users, K) sums of `values` (one per single-label answer) per user and label."""
-    sums = np.bincount(part.cells, weights=values, minlength=n_users * part.k)
-    return sums.astype(float, copy=False).reshape(n_users, part.k)  # float even when no answer is counted
 
 
 def times_sample_weight(part: DimAnswers, values: np.ndarray) -> np.ndarray:
@@ -52,18 +47,6 @@ def normalize_rows(m: np.ndarray) -> np.ndarray:
         return np.where(total > 0, m / total, np.nan)
 
 
-def confidence_votes(part: DimAnswers, n_users: int, conf: np.ndarray) -> np.ndarray:
-    """Linear vote mass: sum of weight x confidence on each answer's label (or its distribution).
-
-    `conf`: the single-label answers' confidences (`part.conf[part.single]`).
-    """
-    dist = part.dist
-    votes = cell_sums(part, times_sample_weight(part, np.maximum(conf, EPS)), n_users)
-    if dist.any():
-        votes += dist_matrix(part.user[dist], part.probs[dist], part.weight[dist], n_users)
-    return votes
-
-
 @AGGREGATORS.register("majority")
 class MajorityVote(Aggregator):
     """One vote per teacher (its samples split it); posterior = vote share. Ignores confidence."""
@@ -75,45 +58,63 @@ class MajorityVote(Aggregator):
         return normalize_rows(counts), counts, uniform(part.k)
 
 
-def log_evidence(part: DimAnswers, n_rows: int, index: np.ndarray | None = None, conf: np.ndarray | None = None) -> np.ndarray:
-    """(n_rows, K) naive-Bayes log evidence summed per user, or per `index` (e.g. a user-teacher pair) of each answer.
+def log_odds(conf: np.ndarray, k: int) -> np.ndarray:
+    """Each answer's evidence for its label, log(c (K-1) / (1 - c)): c is clipped just above chance, so an
+    answer is never evidence against its own label (and a single label needs no evidence: zeros)."""
+    if k < 2:
+        return np.zeros(len(conf))
+    out = np.empty(len(conf))
+    kernels.confidence_odds(conf, k, out)
+    return np.log(out, out=out)
 
-    A label answer with confidence c adds log(c (K-1) / (1 - c)) to its label (c is floored just
-    above chance, so an answer is never evidence against its own label); a distribution adds its
-    log-probabilities. `conf`: the single-label answers' confidences, if the caller has gathered them.
-    """
-    k, single, dist = part.k, part.single, part.dist
-    if k < 2:  # a single label needs no evidence
-        return np.zeros((n_rows, k))
-    weight = np.clip(part.conf[single] if conf is None else conf, 1.0 / k + 1e-3, 1 - 1e-3)
-    np.reciprocal(weight, out=weight)  # in place from here on: c / (1 - c) = 1 / (1/c - 1), then the log-odds
-    weight -= 1
-    np.reciprocal(weight, out=weight)
-    weight *= k - 1
-    np.log(weight, out=weight)
-    times_sample_weight(part, weight)
-    if index is None:
-        evidence, index = cell_sums(part, weight, n_rows), part.user
-    else:
-        evidence = vote_matrix(index[single], part.label[single], weight, n_rows, k)
-    if dist.any():
-        logp = np.log(np.clip(part.probs[dist], 1e-4, 1.0))
-        evidence += dist_matrix(index[dist], logp - logp.max(axis=1, keepdims=True), part.weight[dist], n_rows)
+
+def dist_evidence(part: DimAnswers, index: np.ndarray, n_rows: int) -> np.ndarray:
+    """(n_rows, K) log-probabilities of the label distributions, summed per `index` of each answer."""
+    logp = np.log(np.clip(part.probs[part.dist], 1e-4, 1.0))
+    return dist_matrix(index[part.dist], logp - logp.max(axis=1, keepdims=True), part.weight[part.dist], n_rows)
+
+
+def log_evidence(part: DimAnswers, n_rows: int, index: np.ndarray | None = None) -> np.ndarray:
+    """(n_rows, K) naive-Bayes log evidence summed per user, or per `index` (e.g. a user-teacher pair) of each
+    answer: a label answer adds its `log_odds` to its label, a distribution its log-probabilities."""
+    index = part.user if index is None else index
+    single = part.single
+    weight = times_sample_weight(part, log_odds(part.conf[single], part.k))
+    evidence = vote_matrix(index[single], part.label[single], weight, n_rows, part.k)
+    if part.dist.any():
+        evidence += dist_evidence(part, index, n_rows)
     return evidence
 
 
 def softmax_inplace(logits: np.ndarray) -> np.ndarray:
-    """Row softmax, overwriting `logits` (an (n, K) matrix at 1M users is worth not copying)."""
-    logits -= exp_shift(logits)
+    """Row softmax, overwriting `logits` (an (n, K) matrix at 1M users is worth not copying); returns each
+    row's log-sum-exp (Dawid-Skene's marginal log-likelihood). exp() needs no shift while every logit is
+    within +-700 (the evidence of a few dozen teachers is), else each row is shifted by its maximum."""
+    shift = 0.0
+    if logits.size and not (-700 < logits.min() and logits.max() < 700):
+        shift = row_max(logits)
+        logits -= shift[:, None]
     np.exp(logits, out=logits)
-    logits /= row_sum(logits)[:, None]
-    return logits
+    totals = np.empty(len(logits))
+    kernels.divide_by_row_sums(logits, totals)
+    return np.log(totals, out=totals) + shift
 
 
 def posterior_and_votes(part: DimAnswers, n_users: int) -> tuple[np.ndarray, np.ndarray]:
-    """(naive-Bayes posterior over the confidences, linear confidence votes), each (n_users, K)."""
-    conf = part.conf[part.single]  # gathered once for both
-    return softmax_inplace(log_evidence(part, n_users, conf=conf)), confidence_votes(part, n_users, conf)
+    """(naive-Bayes posterior over the confidences, linear vote mass: sum of sample weight x confidence on
+    each answer's label or its distribution), each (n_users, K), from one pass over the answers."""
+    k = part.k
+    rows = slice(None) if part.probs is None else part.single  # the kernel skips answers without a label
+    conf = part.conf[rows]
+    votes, evidence = np.zeros((n_users, k)), np.zeros((n_users, k))
+    sample_weight = np.empty(0) if part.whole_votes else part.weight[rows]
+    kernels.add_votes(part.user[rows], part.label[rows], conf, log_odds(conf, k), sample_weight, EPS, k,
+                      votes.reshape(-1), evidence.reshape(-1))
+    if part.dist.any():
+        votes += dist_matrix(part.user[part.dist], part.probs[part.dist], part.weight[part.dist], n_users)
+        evidence += dist_evidence(part, part.user, n_users)
+    softmax_inplace(evidence)
+    return evidence, votes
 
 
 @AGGREGATORS.register("weighted")
