@@ -2,9 +2,9 @@
 
 At 48M answers every numpy operation is a pass over memory with a temporary of its own: splitting the
 table by dimension costs one gather per column and dimension, a weighted vote with a posterior ~10
-passes. Each kernel below is one pass. Kernels write into arrays the caller allocates (numba's own
-allocations escape numpy's memory accounting and tracemalloc) and are compiled once per argument
-types, then cached on disk next to this file (or under NUMBA_CACHE_DIR).
+passes. Each kernel below is one pass. Kernels write their large outputs into arrays the caller
+allocates (numba's own allocations escape tracemalloc, so benchmarks would not see them) and are
+compiled once per argument types, then cached on disk next to this file (or under NUMBA_CACHE_DIR).
 """
 
 from __future__ import annotations
