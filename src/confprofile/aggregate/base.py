@@ -61,6 +61,14 @@ class DimAnswers:
         """1 / (this teacher's non-missing samples of this user), 0 for missing answers: k samples share one vote."""
         return (self.label != MISSING).astype(np.float64) if self.sample_weight is None else self.sample_weight
 
+    def label_answers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(user, teacher, label, conf, sample weight) of the answers the compiled kernels scan: all of them
+        (the kernels skip answers without a label) unless some give a distribution, then the single-label
+        ones. An empty sample weight means whole votes."""
+        rows = slice(None) if self.probs is None else self.single
+        sample_weight = np.empty(0) if self.whole_votes else self.weight[rows]
+        return self.user[rows], self.teacher[rows], self.label[rows], self.conf[rows], sample_weight
+
     @cached_property
     def single(self) -> np.ndarray:
         """Voting answers given as one label (the others that vote give a distribution)."""

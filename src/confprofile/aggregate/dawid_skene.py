@@ -73,8 +73,7 @@ def soft_count_matrix(part, n_users: int, n_teachers: int) -> tuple[np.ndarray, 
     """CSR arrays (soft counts, columns, indptr) of the users x (teacher * K + label) count matrix, built
     without a sort; a teacher's repeated (user, column) entries (its samples) add up in every product."""
     k = part.k
-    rows = slice(None) if part.probs is None else part.single  # the kernels skip answers without a label
-    teacher, label, conf = part.teacher[rows], part.label[rows], part.conf[rows]
+    user, teacher, label, conf, sample_weight = part.label_answers()
     mean_conf = np.maximum(kernels.mean_confidence(teacher, label, conf, EPS, n_teachers), EPS)
     extra_user, extra_col, extra_val = np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0)
     if part.dist.any():  # a label distribution counts as its probabilities
@@ -84,8 +83,8 @@ def soft_count_matrix(part, n_users: int, n_teachers: int) -> tuple[np.ndarray, 
         extra_val = (part.weight[dist, None] * part.probs[dist]).ravel()
     index_dtype = np.int32 if len(label) + len(extra_user) < 2**31 else np.int64  # as scipy would make them (no copy)
     indptr = np.zeros(n_users + 1, dtype=index_dtype)
-    kernels.count_entries(part.user[rows], label, extra_user, indptr)
+    kernels.count_entries(user, label, extra_user, indptr)
     cols, vals = np.empty(indptr[-1], dtype=index_dtype), np.empty(indptr[-1])
-    kernels.fill_soft_counts(part.user[rows], teacher, label, conf, np.empty(0) if part.whole_votes else part.weight[rows],
-                             mean_conf, EPS, k, extra_user, extra_col, extra_val, indptr, cols, vals)
+    kernels.fill_soft_counts(user, teacher, label, conf, sample_weight, mean_conf, EPS, k,
+                             extra_user, extra_col, extra_val, indptr, cols, vals)
     return vals, cols, indptr

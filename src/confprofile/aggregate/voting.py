@@ -104,12 +104,9 @@ def posterior_and_votes(part: DimAnswers, n_users: int) -> tuple[np.ndarray, np.
     """(naive-Bayes posterior over the confidences, linear vote mass: sum of sample weight x confidence on
     each answer's label or its distribution), each (n_users, K), from one pass over the answers."""
     k = part.k
-    rows = slice(None) if part.probs is None else part.single  # the kernel skips answers without a label
-    conf = part.conf[rows]
+    user, _, label, conf, sample_weight = part.label_answers()
     votes, evidence = np.zeros((n_users, k)), np.zeros((n_users, k))
-    sample_weight = np.empty(0) if part.whole_votes else part.weight[rows]
-    kernels.add_votes(part.user[rows], part.label[rows], conf, log_odds(conf, k), sample_weight, EPS, k,
-                      votes.reshape(-1), evidence.reshape(-1))
+    kernels.add_votes(user, label, conf, log_odds(conf, k), sample_weight, EPS, k, votes.reshape(-1), evidence.reshape(-1))
     if part.dist.any():
         votes += dist_matrix(part.user[part.dist], part.probs[part.dist], part.weight[part.dist], n_users)
         evidence += dist_evidence(part, part.user, n_users)
