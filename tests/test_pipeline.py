@@ -59,10 +59,14 @@ def test_every_stage_writes_its_contract_files(finished_run):
         assert len(predictions) == 8 * 6 and predictions.user_id.str.startswith("u12_").all()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     names = [s["name"] for s in metrics["stages"]]
-    for expected in ("keyword baseline", "majority vote", "confidence-weighted vote", "SFT student", "RL student",
+    for expected in ("keyword baseline", "majority vote", "confidence-weighted vote", "SFT student", "stage-2 student",
                      "supervised upper bound (uses gold)"):
         assert expected in names
     assert all(0.0 <= s["metrics"]["headline_f1"] <= 1.0 for s in metrics["stages"])
+    roles = {s["name"]: s["role"] for s in metrics["stages"]}
+    assert roles["SFT student"] == "student_sft" and roles["stage-2 student"] == "student_stage2"
+    assert roles["supervised upper bound (uses gold)"] == "supervised" and roles["keyword baseline"] == "baseline"
+    assert {"teacher", "pseudo_labels", "aggregate"} <= set(roles.values())
 
 
 @pytest.mark.slow
@@ -153,3 +157,23 @@ def test_changed_config_discards_stale_training_work_but_resume_keeps_it(tmp_pat
     assert not run.is_done("distill", "fp-a")
     run.mark_started("distill", "fp-b", "student")  # config changed: A's checkpoints must not be resumed
     assert not run.path("student").exists()
+
+
+@pytest.mark.slow
+def test_encoder_student_run_learns_from_train_and_unlabeled_users(tmp_path):
+    """The CPU default: the encoder student, stage 2 over train + unlabeled users, every stage's predictions."""
+    config = mini_config(tmp_path / "run").model_dump()
+    config["data"]["generate"]["unlabeled_users"] = 20
+    config["distill"] = {"student": "encoder", "features": {"encoder_tokens": 64, "lexical_features": 2000}}
+    config["rl"] = {"num_generations": 4, "users_per_step": 8, "num_train_epochs": 1, "skip_above": None, "skip_below": None}
+    config["upper_bound"] = {"enabled": True}
+    run_dir = pipeline.run(PipelineConfig.model_validate(config), log=lambda line: None)
+    assert len((run_dir / "unlabeled/users.jsonl").read_text().splitlines()) == 20
+    assert not (run_dir / "unlabeled/gold.jsonl").exists() and not (run_dir / "sft.jsonl").exists()
+    summary = json.loads((run_dir / "rl_summary.json").read_text())
+    assert summary["users"] == 16 + 20 and summary["rollouts_generated"] > 0
+    for name in ("student", "student_rl", "supervised"):
+        predictions = pd.read_parquet(run_dir / f"predictions/{name}.parquet")
+        assert len(predictions) == 8 * 6 and predictions.confidence.between(0, 1).all()
+    roles = {s["role"] for s in json.loads((run_dir / "metrics.json").read_text())["stages"]}
+    assert {"student_sft", "student_stage2", "supervised", "pseudo_labels"} <= roles

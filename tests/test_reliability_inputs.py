@@ -60,6 +60,8 @@ TEACHERS = {"teachers.yaml": yaml.safe_dump({"teachers": [OPENAI]})}
 USERS_T = lambda content: {"users.jsonl": content, **TEACHERS}  # noqa: E731
 TWO_MB_BIO = "x" * 2_000_000
 ONE_LABEL_TAX = yaml.safe_dump({"dimensions": [{"name": "gender", "labels": [{"name": "female"}]}]})
+TWICE_LABEL_TAX = yaml.safe_dump({"dimensions": [{"name": "g", "labels": [{"name": "a"}, {"name": "a"}]}]})
+TWICE_DIMENSION_TAX = yaml.safe_dump({"dimensions": [{"name": "g", "labels": [{"name": "a"}, {"name": "b"}]}] * 2})
 PIPELINE = lambda **over: yaml.safe_dump({"run_dir": "RUN", **over})  # noqa: E731
 
 CASES = [
@@ -83,6 +85,10 @@ CASES = [
     Case("taxonomy: invalid YAML", {"tax.yaml": "dimensions: [\n  - {name: a\n", **USERS_T(GOOD_USERS)}, label(taxonomy="tax.yaml"), ("tax.yaml", "invalid YAML")),
     Case("taxonomy: one label", {"tax.yaml": ONE_LABEL_TAX, **USERS_T(GOOD_USERS)}, label(taxonomy="tax.yaml"), ("tax.yaml", "field 'dimensions.0'", "two labels")),
     Case("taxonomy: unknown built-in", USERS_T(GOOD_USERS), label(taxonomy="no_such_taxonomy"), ("no_such_taxonomy", "field 'taxonomy'")),
+    Case("taxonomy: a label listed twice", {"tax.yaml": TWICE_LABEL_TAX, **USERS_T(GOOD_USERS)}, label(taxonomy="tax.yaml"),
+         ("tax.yaml", "field 'dimensions.0'", "more than once")),
+    Case("taxonomy: a dimension listed twice", {"tax.yaml": TWICE_DIMENSION_TAX, **USERS_T(GOOD_USERS)}, label(taxonomy="tax.yaml"),
+         ("tax.yaml", "duplicate dimension")),
     Case("taxonomy: not a mapping", {"tax.yaml": "- a\n- b\n", **USERS_T(GOOD_USERS)}, label(taxonomy="tax.yaml"), ("tax.yaml", "dimensions")),
     # ---- teachers
     Case("teachers: unknown backend", {"users.jsonl": GOOD_USERS, "teachers.yaml": yaml.safe_dump({"teachers": [{**OPENAI, "backend": "gpt"}]})},

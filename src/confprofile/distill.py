@@ -361,7 +361,7 @@ def _save_final(trainer, tokenizer, out: Path, base: Path, note: dict) -> None:
 
 
 def distill_command(
-    sft: Path = typer.Option(..., help="sft.jsonl from `confprofile sft`."),
+    sft: Path | None = typer.Option(None, help="sft.jsonl from `confprofile sft` (LLM students)."),
     out: Path = typer.Option(..., help="Student directory (HF checkpoint or LoRA adapter; checkpoints under OUT/checkpoints)."),
     student: str = typer.Option("tiny", help="'tiny', 'smollm2', or a local HF model directory."),
     epochs: float = typer.Option(5.0, help="Passes over the records."),
@@ -375,8 +375,27 @@ def distill_command(
     save_steps: int = typer.Option(200, help="Checkpoint every N steps."),
     resume: bool = typer.Option(True, help="Resume from the last checkpoint under OUT/checkpoints."),
     seed: int = typer.Option(0, help="Random seed."),
+    users: Path | None = typer.Option(None, help="Encoder student: the pseudo-labelled users (users.jsonl / CSV / Parquet)."),
+    pseudo_labels: Path | None = typer.Option(None, "--pseudo-labels", help="Encoder student: pseudo_labels.parquet."),
+    unlabeled: Path | None = typer.Option(None, help="Encoder student: more users (no labels) for its lexical vocabulary."),
+    taxonomy: str = typer.Option("profilebench", help="Encoder student: built-in taxonomy name or YAML path."),
 ) -> None:
-    """Confidence-weighted SFT of a student on sft.jsonl."""
+    """Confidence-weighted SFT of a student: an LLM on sft.jsonl, or `--student encoder` on users + pseudo-labels."""
+    if student == "encoder":
+        from confprofile.data import load_users
+        from confprofile.rl.command import load_pseudo
+        from confprofile.student import EncoderStudent
+
+        if users is None or pseudo_labels is None:
+            raise InputError(None, None, "--users/--pseudo-labels", "the encoder student learns from users and their pseudo-labels")
+        train = load_users(users)
+        model = EncoderStudent(Taxonomy.load(taxonomy), cache_path=out / "embeddings.npz")
+        model.fit(train, load_pseudo(pseudo_labels), vocabulary_users=train + (load_users(unlabeled) if unlabeled else []))
+        model.save(out)
+        typer.echo(f"student -> {out}")
+        return
+    if sft is None:
+        raise InputError(None, None, "--sft", "an LLM student learns from sft.jsonl (see `confprofile sft`)")
     tiny = student.lower() == "tiny"
     lora_r = (0 if tiny else 8) if lora_r is None else lora_r
     lr = lr if lr is not None else (1e-3 if tiny else 2e-4 if lora_r else 2e-5)

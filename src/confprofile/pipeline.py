@@ -33,8 +33,10 @@ class GenerateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     train_users: int = Field(300, ge=2, description="Synthetic training users (label-free).")
     test_users: int = Field(150, ge=2, description="Synthetic test users (evaluation only).")
+    unlabeled_users: int = Field(0, ge=0, description="Synthetic users no teacher labels: stage 2's extra pool (free of teacher cost).")
     train_seed: int = 1
     test_seed: int = 2
+    unlabeled_seed: int = 3
     difficulty: float = Field(0.5, ge=0.0, le=1.0)
 
 
@@ -45,6 +47,7 @@ class DataConfig(BaseModel):
     test_users: str | None = Field(None, description="Held-out users to evaluate on.")
     test_gold: str | None = Field(None, description="Gold of the test users: read by evaluate only.")
     train_gold: str | None = Field(None, description="Gold of train users: only for the flagged supervised upper bound.")
+    unlabeled_users: str | None = Field(None, description="Users no teacher labels: the student's features and stage 2 learn from them.")
 
 
 class AggregateConfig(BaseModel):

@@ -156,7 +156,7 @@ def predict(
 
 
 def predict_command(
-    model: Path = typer.Option(..., help="Student directory from `confprofile distill` (full model or LoRA adapter)."),
+    model: Path = typer.Option(..., help="Student directory from `confprofile distill` or `rl` (encoder student, full LLM or LoRA adapter)."),
     users: Path = typer.Option(..., help="users.jsonl (or CSV/Parquet) to profile."),
     out: Path = typer.Option(..., help="Where to write predictions.parquet."),
     taxonomy: str = typer.Option("profilebench", help="Built-in taxonomy name or a taxonomy YAML path."),
@@ -168,9 +168,13 @@ def predict_command(
 ) -> None:
     """Profile users with a distilled student into predictions.parquet."""
     from confprofile.data import load_users
+    from confprofile.student import open_student, student_family
 
-    frame = predict(model, load_users(users), Taxonomy.load(taxonomy), batch_size=batch_size, samples=samples,
-                    temperature=temperature, max_new_tokens=max_new_tokens, max_user_tokens=max_user_tokens)
+    if student_family(model) == "encoder":  # carries its own taxonomy and features
+        frame = open_student(model).predict(load_users(users), model_name=model.name)
+    else:
+        frame = predict(model, load_users(users), Taxonomy.load(taxonomy), batch_size=batch_size, samples=samples,
+                        temperature=temperature, max_new_tokens=max_new_tokens, max_user_tokens=max_user_tokens)
     atomic_write_parquet(out, frame)
     abstained = (frame["label"] == UNKNOWN).mean() if len(frame) else 0.0
     typer.echo(f"{frame['user_id'].nunique()} users -> {out} ({abstained:.0%} abstentions)")

@@ -6,10 +6,12 @@ the run directory) so a rerun can check they still exist. Layout of a run direct
     train/users.jsonl            label-free training users
     train/gold.jsonl             only with a supervised upper bound (flagged, evaluation side)
     test/users.jsonl             held-out users; test/gold.jsonl is read by `evaluate` only
+    unlabeled/users.jsonl        optional users no teacher labels: the encoder student's vocabulary and stage 2's pool
+    features/embeddings.npz      the encoder student's cached sentence embeddings (shared by its stages)
     answers.parquet              every teacher answer (train + test users)
     pseudo_labels.parquet        the configured aggregate: what the student learns from
     aggregates/<variant>.parquet the other voting variants, for the stage table
-    sft.jsonl, student/, student_rl/, supervised/   students
+    sft.jsonl (LLM students), student/, student_rl/, supervised/   students
     predictions/<stage>.parquet  test-user predictions of every stage
     metrics.json, report.html    evaluation
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from confprofile.errors import InputError
 from confprofile.files import atomic_write_json, atomic_write_jsonl, atomic_write_parquet
 from confprofile.taxonomy import Taxonomy
 
@@ -53,22 +56,30 @@ def run_data(run) -> list[str]:
     data = run.config.data
     outputs = ["train/users.jsonl", "test/users.jsonl"]
     if data.generate is not None:
-        from confprofile.bench.profilebench import write_split
+        from confprofile.bench.profilebench import generate, write_split
 
         g = data.generate
         write_split(run.path("train"), g.train_users, g.train_seed, g.difficulty)
         write_split(run.path("test"), g.test_users, g.test_seed, g.difficulty)
-        return outputs + ["train/gold.jsonl", "test/gold.jsonl"]
+        outputs += ["train/gold.jsonl", "test/gold.jsonl"]
+        if g.unlabeled_users:
+            users, _ = generate(g.unlabeled_users, g.unlabeled_seed, g.difficulty)  # their gold is never written
+            atomic_write_jsonl(run.path("unlabeled/users.jsonl"), users)
+            outputs.append("unlabeled/users.jsonl")
+        return outputs
     from confprofile.data import load_users
 
     for split, users_path, gold_path in (("train", data.train_users, data.train_gold), ("test", data.test_users, data.test_gold)):
         if users_path is None:
-            raise ValueError(f"data.{split}_users is required when data.generate is not set")
+            raise InputError(None, None, f"data.{split}_users", "is required when data.generate is not set")
         users = load_users(users_path)  # validates before copying
         atomic_write_jsonl(run.path(f"{split}/users.jsonl"), [u.model_dump() for u in users])
         if gold_path is not None:
             shutil.copyfile(gold_path, run.path(f"{split}/gold.jsonl"))
             outputs.append(f"{split}/gold.jsonl")
+    if data.unlabeled_users is not None:
+        atomic_write_jsonl(run.path("unlabeled/users.jsonl"), [u.model_dump() for u in load_users(data.unlabeled_users)])
+        outputs.append("unlabeled/users.jsonl")
     return outputs
 
 
@@ -109,62 +120,81 @@ def run_aggregate(run) -> list[str]:
 
 
 # ---------------------------------------------------------------- stage 1c
-# `distill` config keys: `max_user_tokens` (one prompt budget for SFT, RL and prediction, so the
-# student always sees users rendered the same way), `sft` (build_sft_records options), `predict`
-# (predict options); every other key is a DistillConfig field.
-DISTILL_KEYS = {"max_user_tokens", "sft", "predict", "enabled"}
+# `distill.student` names the student: `encoder` (the CPU default: frozen MiniLM + lexical features,
+# one head per dimension; the other keys are EncoderStudentConfig fields) or an LLM student (`tiny`,
+# `smollm2`, an HF dir; the other keys are DistillConfig fields plus `max_user_tokens`, `sft`, `predict`).
+def _is_encoder(run) -> bool:
+    return run.config.distill.get("student", "encoder") == "encoder"
 
 
-def _max_user_tokens(run) -> int:
-    return int(run.config.distill.get("max_user_tokens", 256))
+def _new_student(run, options: dict):
+    from confprofile.student import EncoderStudent, EncoderStudentConfig, LLMStudent
+
+    if _is_encoder(run):
+        config = EncoderStudentConfig.from_dict({k: v for k, v in options.items() if k not in {"student", "enabled"}})
+        return EncoderStudent(_taxonomy(run), config, cache_path=run.path("features/embeddings.npz"))
+    return LLMStudent(_taxonomy(run), options)
 
 
-def _sft_records(run, pseudo: pd.DataFrame, **overrides) -> list[dict]:
-    from confprofile.distill import build_sft_records
+def _open_student(run, name: str):
+    from confprofile.student import open_student
 
-    options = {**run.config.distill.get("sft", {}), **overrides}
-    return build_sft_records(_users(run, "train"), pseudo, _taxonomy(run), max_user_tokens=_max_user_tokens(run), **options)
-
-
-def _train_and_predict(run, records: list[dict], name: str, options: dict) -> list[str]:
-    """Train a student on SFT records into `name/`, then predict the test users."""
-    from confprofile.distill import DistillConfig, train_student
-
-    config = DistillConfig(**{k: v for k, v in options.items() if k not in DISTILL_KEYS})
-    model_dir = train_student(records, run.path(name), config)
-    return [name, *_predict_test(run, model_dir, name)]
+    return open_student(run.path(name), cache_path=run.path("features/embeddings.npz"), taxonomy=_taxonomy(run),
+                        options=run.config.distill)
 
 
-def _predict_test(run, model_dir: Path, name: str) -> list[str]:
-    from confprofile.predict import predict
+def _pool(run) -> list:
+    """Every user a student may learn from without labels: train users plus the unlabeled ones."""
+    unlabeled = _users(run, "unlabeled") if run.path("unlabeled/users.jsonl").exists() else []
+    return _users(run, "train") + unlabeled
 
-    options = {"max_user_tokens": _max_user_tokens(run), **run.config.distill.get("predict", {})}
-    predictions = predict(model_dir, _users(run, "test"), _taxonomy(run), model_name=name, **options)
+
+def _fit_and_predict(run, targets: pd.DataFrame, name: str, options: dict, **fit_options) -> list[str]:
+    """Fit a student on `targets` of the train users into `name/`, then predict the test users."""
+    student = _new_student(run, options)
+    student.fit(_users(run, "train"), targets, work_dir=run.path(name), vocabulary_users=_pool(run), **fit_options)
+    student.save(run.path(name))
+    return [name, *_predict_test(run, student, name)]
+
+
+def _predict_test(run, student, name: str) -> list[str]:
+    predictions = student.predict(_users(run, "test"), model_name=name)
     atomic_write_parquet(run.path(f"predictions/{name}.parquet"), predictions)
     return [f"predictions/{name}.parquet"]
 
 
 def run_distill(run) -> list[str]:
     pseudo = pd.read_parquet(run.path("pseudo_labels.parquet"))
-    records = _sft_records(run, pseudo)
+    if _is_encoder(run):
+        return _fit_and_predict(run, pseudo, "student", run.config.distill)
+    student = _new_student(run, run.config.distill)
+    records = student.sft_records(_users(run, "train"), pseudo)
     atomic_write_jsonl(run.path("sft.jsonl"), records)
-    return ["sft.jsonl", *_train_and_predict(run, records, "student", run.config.distill)]
+    return ["sft.jsonl", *_fit_and_predict(run, pseudo, "student", run.config.distill, records=records)]
 
 
 # ---------------------------------------------------------------- stage 2
 def run_rl(run) -> list[str]:
-    from confprofile.rl.command import train_rl
     from confprofile.rl.config import RLConfig
 
     options = dict(run.config.rl)
     if not options.pop("enabled", True):
         return []
     pseudo = pd.read_parquet(run.path("pseudo_labels.parquet"))
-    config = RLConfig.from_dict({"taxonomy": run.config.taxonomy, "max_user_tokens": _max_user_tokens(run), **options})
-    summary = train_rl(run.path("student"), _users(run, "train"), run.path("student_rl"), config, pseudo=pseudo)
+    max_user_tokens = int(run.config.distill.get("max_user_tokens", 256))
+    if _is_encoder(run):
+        from confprofile.rl.encoder_policy import ENCODER_DEFAULTS, train_encoder_stage2
+
+        config = RLConfig.from_dict({"taxonomy": run.config.taxonomy, **ENCODER_DEFAULTS, **options})
+        summary = train_encoder_stage2(_open_student(run, "student"), _pool(run), run.path("student_rl"), config, pseudo=pseudo)
+    else:
+        from confprofile.rl.command import train_rl
+
+        config = RLConfig.from_dict({"taxonomy": run.config.taxonomy, "max_user_tokens": max_user_tokens, **options})
+        summary = train_rl(run.path("student"), _users(run, "train"), run.path("student_rl"), config, pseudo=pseudo)
     atomic_write_json(run.path("rl_summary.json"), summary)
     shutil.copyfile(run.path("student_rl/rl_log.jsonl"), run.path("rl_log.jsonl"))
-    return ["rl_summary.json", "rl_log.jsonl", "student_rl", *_predict_test(run, run.path("student_rl"), "student_rl")]
+    return ["rl_summary.json", "rl_log.jsonl", "student_rl", *_predict_test(run, _open_student(run, "student_rl"), "student_rl")]
 
 
 # ---------------------------------------------------------------- supervised reference (uses gold)
@@ -180,37 +210,44 @@ def run_upper_bound(run) -> list[str]:
         {"user_id": uid, "dimension": dim, "label": label, "confidence": 1.0, "kept": True, "rationale": ""}
         for uid, labels in gold.items() for dim, label in labels.items()
     ])
-    records = _sft_records(run, as_pseudo, rationale=False)
-    return _train_and_predict(run, records, "supervised", {**run.config.distill, **options})
+    options = {**run.config.distill, **options}
+    if _is_encoder(run):
+        return _fit_and_predict(run, as_pseudo, "supervised", options)
+    records = _new_student(run, options).sft_records(_users(run, "train"), as_pseudo, rationale=False)
+    return _fit_and_predict(run, as_pseudo, "supervised", options, records=records)
 
 
 # ---------------------------------------------------------------- evaluation (reads gold)
-def _stage_predictions(run, taxonomy: Taxonomy) -> list[tuple[str, pd.DataFrame, bool]]:
-    """(row name, test-user predictions, label-free?) in the order of the stage table."""
+def _stage_predictions(run, taxonomy: Taxonomy) -> list[tuple[str, pd.DataFrame, bool, str]]:
+    """(row name, test-user predictions, label-free?, role) in the order of the stage table.
+
+    Roles let a script compare stages without parsing names: baseline, teacher, aggregate (a voting
+    variant), pseudo_labels (what the student learnt from), student_sft, student_stage2, supervised."""
     from confprofile.bench.keyword import keyword_predictions
 
     def read(name: str) -> pd.DataFrame | None:
         path = run.path(name)
         return pd.read_parquet(path) if path.exists() else None
 
-    rows = [("keyword baseline", keyword_predictions(_users(run, "test"), taxonomy), True)]
+    rows = [("keyword baseline", keyword_predictions(_users(run, "test"), taxonomy), True, "baseline")]
     for path in sorted(run.path("aggregates").glob("teacher_*.parquet")):
-        rows.append((f"teacher {path.stem.removeprefix('teacher_')}", pd.read_parquet(path), True))
+        rows.append((f"teacher {path.stem.removeprefix('teacher_')}", pd.read_parquet(path), True, "teacher"))
     for name, title in (("majority_vote", "majority vote"), ("weighted_vote", "confidence-weighted vote"),
                         ("weighted_vote_calibrated", "+ calibration (weighted)"),
                         ("dawid_skene_calibrated", "+ calibration (Dawid-Skene)")):
-        rows.append((title, read(f"aggregates/{name}.parquet"), True))
-    rows += [("SFT student", read("predictions/student.parquet"), True),
-             ("RL student", read("predictions/student_rl.parquet"), True),
-             ("supervised upper bound (uses gold)", read("predictions/supervised.parquet"), False)]
+        rows.append((title, read(f"aggregates/{name}.parquet"), True, "aggregate"))
+    rows += [("pseudo-labels (the student's targets)", read("pseudo_labels.parquet"), True, "pseudo_labels"),
+             ("SFT student", read("predictions/student.parquet"), True, "student_sft"),
+             ("stage-2 student", read("predictions/student_rl.parquet"), True, "student_stage2"),
+             ("supervised upper bound (uses gold)", read("predictions/supervised.parquet"), False, "supervised")]
     if run.path("train/gold.jsonl").exists():
         from confprofile.bench.keyword import majority_class_predictions
         from confprofile.data import read_jsonl
 
         train_gold = [row for _, row in read_jsonl(run.path("train/gold.jsonl"))]
         test_ids = [u.user_id for u in _users(run, "test")]
-        rows.append(("majority class (uses gold)", majority_class_predictions(train_gold, test_ids, taxonomy), False))
-    return [(name, frame, free) for name, frame, free in rows if frame is not None]
+        rows.append(("majority class (uses gold)", majority_class_predictions(train_gold, test_ids, taxonomy), False, "baseline"))
+    return [row for row in rows if row[1] is not None]
 
 
 def run_evaluate(run) -> list[str]:
@@ -220,10 +257,10 @@ def run_evaluate(run) -> list[str]:
     taxonomy = _taxonomy(run)
     gold = load_gold(run.path("test/gold.jsonl"), taxonomy)
     stages = []
-    for name, frame, label_free in _stage_predictions(run, taxonomy):
+    for name, frame, label_free, role in _stage_predictions(run, taxonomy):
         frame = frame[frame["user_id"].astype(str).isin(gold)]
-        stages.append({"name": name, "label_free": label_free, "metrics": evaluate(gold, frame, taxonomy)})
-    teachers = [s for s in stages if s["name"].startswith("teacher ")]
+        stages.append({"name": name, "role": role, "label_free": label_free, "metrics": evaluate(gold, frame, taxonomy)})
+    teachers = [s for s in stages if s["role"] == "teacher"]
     notes = ["All rows are measured on the same held-out test users; their gold is read only here.",
              "Teacher calibration and class balance are fitted on teacher answers of train + test users "
              "without labels (transductive, label-free)."]
@@ -232,7 +269,7 @@ def run_evaluate(run) -> list[str]:
         notes.append(f"Best single teacher: {best['name']} (picked by test F1, an optimistic reference).")
     by_name = {s["name"]: s["metrics"]["headline_f1"] for s in stages}
     supervised = by_name.get("supervised upper bound (uses gold)")
-    student = max((by_name[n] for n in ("SFT student", "RL student") if n in by_name), default=None)
+    student = max((s["metrics"]["headline_f1"] for s in stages if s["role"] in ("student_sft", "student_stage2")), default=None)
     if supervised and student is not None:
         notes.append(f"Label-free / supervised F1 ratio (best student / upper bound): {student / supervised:.2f}.")
     distributions = {}

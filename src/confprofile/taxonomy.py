@@ -66,6 +66,10 @@ class Dimension(BaseModel):
     def _unique_labels(self) -> "Dimension":
         if len(self.labels) < 2:
             raise ValueError(f"dimension {self.name!r} needs at least two labels")
+        names = self.label_names
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"dimension {self.name!r} lists label(s) {twice} more than once")
         seen: dict[str, str] = {}
         for label in self.labels:
             for key in [label.name, *map(canonical_text, label.aliases)]:

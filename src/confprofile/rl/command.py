@@ -200,6 +200,13 @@ def rl_command(
         except (OSError, yaml.YAMLError) as exc:
             raise InputError(config_path, None, None, f"unreadable RL config ({exc})") from None
     values.setdefault("taxonomy", taxonomy)
+    from confprofile.student import open_student, student_family
+
+    encoder = student_family(model) == "encoder"
+    if encoder:
+        from confprofile.rl.encoder_policy import ENCODER_DEFAULTS, train_encoder_stage2
+
+        values = {**ENCODER_DEFAULTS, **values}
     if steps is not None:
         values["max_steps"] = steps
     if num_generations is not None:
@@ -217,8 +224,14 @@ def rl_command(
 
         dev_eval = load_dev(dev_users, dev_gold, Taxonomy.load(config.taxonomy), config)
         config.dev_eval_steps = config.dev_eval_steps or max(1, config.save_steps // 2)
-    summary = train_rl(model, load_users(users), out, config, pseudo=load_pseudo(pseudo) if pseudo else None,
-                       dev_eval=dev_eval, resume=resume)
+    if encoder:
+        if dev_eval is not None:
+            raise InputError(None, None, "--dev-users", "the encoder student's stage 2 has no gold dev monitor")
+        summary = train_encoder_stage2(open_student(model, cache_path=model / "embeddings.npz"), load_users(users), out, config,
+                                       pseudo=load_pseudo(pseudo) if pseudo else None)
+    else:
+        summary = train_rl(model, load_users(users), out, config, pseudo=load_pseudo(pseudo) if pseudo else None,
+                           dev_eval=dev_eval, resume=resume)
     typer.echo(f"RL student -> {out}: {summary['steps']} steps, {summary['rollouts_generated']} rollouts, "
                f"users {summary['selection']}, groups {summary['groups']}"
                + (f", stopped: {summary['stop_reason']}" if summary["stop_reason"] else ""))

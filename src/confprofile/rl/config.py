@@ -31,6 +31,9 @@ class RLConfig:
     lora_r: int = _f(0, "LoRA rank (0 = train all weights); LoRA is merged into the saved RL student.")
     lora_alpha: int = _f(16, "LoRA alpha.")
     seed: int = _f(0, "Random seed (sampling order and rollouts).")
+    input_dropout: float = _f(0.2, "Encoder student: share of a user's feature values dropped in each rollout (the input noise).")
+    class_balance: bool = _f(True, "Encoder student: weigh each group's advantage so the quasi labels keep the SFT student's label distribution over the pool.")
+    calibration_share: float = _f(0.2, "Encoder student: share of pseudo-labelled users kept out of training to refit the confidence calibration.")
     # ---- quasi ground truth and rewards
     prior_weight: float = _f(0.0, "Weight of the stage-1 pseudo-label as a prior in the group vote (0 = pure self-consistency).")
     reward_weights: dict = _f(
@@ -47,6 +50,7 @@ class RLConfig:
     # ---- collapse guards
     collapse_agreement: float = _f(0.98, "Stop when mean vote strength reaches this ...")
     collapse_entropy_drop: float = _f(0.5, "... and label entropy fell by this fraction from its first value.")
+    max_label_drift: float = _f(0.2, "Encoder student: stop (and restore the last epoch's weights) when the rollouts' label distribution is this far (total variation) from the SFT student's.")
     dev_eval_steps: int = _f(0, "Evaluate the gold dev slice every N steps (0 = off; evaluation only).")
     dev_patience: int = _f(2, "Stop after this many dev evaluations below the best dev F1 - dev_tolerance.")
     dev_tolerance: float = _f(0.02, "Dev F1 drop tolerated before counting towards patience.")

@@ -1,0 +1,64 @@
+"""Pseudo-label rows -> what a student fits: the aggregator's posterior per user and dimension (pure).
+
+The posterior gives the pseudo-label its calibrated confidence and shares the rest among the other
+labels in proportion to their votes (`votes` JSON; uniformly when no other label got a vote). It is
+both the soft target of the fit and the label-free estimate of P(correct) that calibrates a
+student's confidence. The fit weight is the confidence, 0 for a row not kept, an abstention, or a
+user without a row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from confprofile.taxonomy import UNKNOWN, Taxonomy
+
+
+@dataclass
+class PseudoPosterior:
+    labels: list[str]
+    posterior: np.ndarray  # (users, labels), rows sum to 1 where has_row
+    weight: np.ndarray  # (users,) fit weight
+    has_row: np.ndarray  # (users,) bool: a real pseudo-label exists (kept or not)
+
+
+def posterior_row(labels: list[str], label: str, confidence: float, votes: dict[str, float]) -> np.ndarray:
+    """The winner at `confidence`, the remainder spread over the other labels by their votes."""
+    k = len(labels)
+    row = np.zeros(k)
+    winner = labels.index(label)
+    others = np.array([max(float(votes.get(name, 0.0)), 0.0) if j != winner else 0.0 for j, name in enumerate(labels)])
+    rest = 1.0 - confidence
+    row[:] = others / others.sum() * rest if others.sum() > 0 else (rest / (k - 1) if k > 1 else 0.0)
+    row[winner] = confidence if k > 1 else 1.0
+    return row
+
+
+def pseudo_posteriors(targets: pd.DataFrame, users: Sequence[str], taxonomy: Taxonomy) -> dict[str, PseudoPosterior]:
+    """Per dimension, the posterior of every user in `users` order (zeros and weight 0 without a row)."""
+    index = {user_id: i for i, user_id in enumerate(users)}
+    n = len(users)
+    out = {}
+    frame = targets.assign(user_id=targets["user_id"].astype(str))
+    for dim in taxonomy.dimensions:
+        labels = dim.label_names
+        posterior, weight, has_row = np.zeros((n, len(labels))), np.zeros(n), np.zeros(n, bool)
+        part = frame[frame["dimension"] == dim.name]
+        votes = part["votes"] if "votes" in part.columns else pd.Series(None, index=part.index, dtype=object)
+        kept = part["kept"] if "kept" in part.columns else pd.Series(True, index=part.index)
+        for user_id, label, confidence, vote, keep in zip(part["user_id"], part["label"], part["confidence"], votes, kept):
+            i = index.get(user_id)
+            if i is None or not isinstance(label, str) or label == UNKNOWN or label not in labels:
+                continue
+            confidence = 0.0 if confidence is None or np.isnan(confidence) else float(np.clip(confidence, 0.0, 1.0))
+            parsed = json.loads(vote) if isinstance(vote, str) and vote else {}
+            posterior[i] = posterior_row(labels, label, confidence, parsed)
+            weight[i] = confidence if keep else 0.0
+            has_row[i] = True
+        out[dim.name] = PseudoPosterior(labels, posterior, weight, has_row)
+    return out

@@ -1,0 +1,46 @@
+"""The label-free boundary as an import rule over every label-free module (not a text search of a few files).
+
+Label-free modules may not import a gold loader or the evaluation module, nor name `load_gold`. The
+only modules allowed to read gold are evaluation-side and flagged: evaluate.py, report.py, the
+gold dev-slice monitor rl/dev.py, and the data loader that defines `load_gold`.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1] / "src" / "confprofile"
+LABEL_FREE = ["synthesize.py", "distill.py", "predict.py", "prompts.py", "cache.py", "privacy.py",
+              "aggregate", "teachers", "student", "rl", "scale"]
+EVALUATION_SIDE = {ROOT / "rl" / "dev.py"}
+FORBIDDEN_MODULES = {"confprofile.evaluate", "confprofile.report", "confprofile.rl.dev"}
+# the `rl` verb loads the flagged dev monitor only when given --dev-users/--dev-gold (its logs say uses_gold_dev)
+ALLOWED = {(ROOT / "rl" / "command.py", "confprofile.rl.dev")}
+
+
+def modules() -> list[Path]:
+    out = []
+    for entry in LABEL_FREE:
+        path = ROOT / entry
+        out += [path] if path.is_file() else sorted(path.rglob("*.py"))
+    return [p for p in out if p not in EVALUATION_SIDE]
+
+
+def test_every_label_free_module_is_covered():
+    covered = {p.relative_to(ROOT).parts[0] for p in modules()}
+    assert {"student", "rl", "aggregate", "teachers"} <= covered
+    assert ROOT / "student" / "encoder.py" in modules() and ROOT / "rl" / "encoder_policy.py" in modules()
+
+
+def test_no_label_free_module_imports_gold_or_evaluation():
+    for path in modules():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                assert node.module not in FORBIDDEN_MODULES or (path, node.module) in ALLOWED, (path, node.module)
+                assert all("gold" not in alias.name for alias in node.names), (path, node.lineno)
+            elif isinstance(node, ast.Import):
+                assert all(alias.name not in FORBIDDEN_MODULES for alias in node.names), (path, node.lineno)
+            elif isinstance(node, ast.Name | ast.Attribute):
+                assert "load_gold" not in ast.unparse(node), (path, node.lineno)
