@@ -18,7 +18,7 @@ import typer
 from confprofile.files import atomic_write_parquet
 from confprofile.taxonomy import UNKNOWN, Taxonomy
 
-PREDICTION_COLUMNS = ["user_id", "dimension", "label", "confidence", "rationale", "model"]
+from confprofile.student.base import PREDICTION_COLUMNS
 
 
 def load_student(model_dir: str | Path, device: str | None = None):

@@ -114,19 +114,18 @@ class Pool:
     selection: object  # filters.UserSelection
 
 
-def build_pool(student: EncoderStudent, users: Sequence, config: RLConfig, pseudo, rng: np.random.Generator) -> Pool:
-    """Features, priors, the held-out calibration rows and the difficulty filter of the pool."""
+def build_pool(student: EncoderStudent, ids: list[str], x, sft_probs: dict, config: RLConfig, pseudo,
+               rng: np.random.Generator) -> Pool:
+    """Priors, the held-out calibration rows and the difficulty filter of the pool (features `x`, SFT probabilities)."""
     from confprofile.rl.command import summarize_pseudo
 
-    ids = [str(u.user_id) for u in users]
-    x = student.features(users)
     posterior = pseudo_posteriors(pseudo, ids, student.taxonomy) if pseudo is not None else None
     mean_conf, priors = summarize_pseudo(pseudo) if pseudo is not None else ({}, {})
     labelled = np.flatnonzero(np.any([p.has_row for p in posterior.values()], axis=0)) if posterior else np.array([], int)
     calibration_rows = rng.choice(labelled, int(len(labelled) * config.calibration_share), replace=False)
     train_rows = np.setdiff1d(np.arange(len(ids)), calibration_rows)
     # users no teacher labelled are judged by the SFT student's own calibrated confidence
-    own = np.mean([student.confidence(dim, p.max(1)) for dim, p in predict_proba(student.heads_, x).items()], axis=0)
+    own = np.mean([student.confidence(dim, p.max(1)) for dim, p in sft_probs.items()], axis=0)
     confidence = {ids[i]: mean_conf.get(ids[i], float(own[i])) for i in train_rows}
     skip_above, skip_below = config.skip_above, config.skip_below
     if config.threshold_mode == "quantile":
@@ -183,8 +182,9 @@ def train_encoder_stage2(student: EncoderStudent, users: Sequence, out: str | Pa
     started = time.perf_counter()
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
-    pool = build_pool(student, users, config, pseudo, rng)
-    sft_probs = predict_proba(student.heads_, pool.x)
+    ids, x = [str(u.user_id) for u in users], student.features(users)
+    sft_probs = predict_proba(student.heads_, x)
+    pool = build_pool(student, ids, x, sft_probs, config, pseudo, rng)
     target_share = {dim: dict(zip(student.taxonomy.dimension(dim).label_names, p.mean(0))) for dim, p in sft_probs.items()}
     reference = {dim: torch.from_numpy(p).float() for dim, p in sft_probs.items()} if config.beta > 0 else None
     optimiser = torch.optim.SGD(student.heads_.parameters(), lr=config.learning_rate, momentum=0.9)

@@ -2,7 +2,8 @@
 
 A student learns from pseudo-label records (soft targets = the aggregated vote distribution, weight =
 the pseudo-label's confidence), profiles users into the predictions contract with confidences that
-estimate P(correct), draws rollouts for stage 2, and saves to / loads from a directory. `distill`,
+estimate P(correct), and saves to / loads from a directory (stage 2 is family-specific:
+`rl.encoder_policy` for the encoder student, TRL GRPO for LLM students). `distill`,
 `rl` and `predict` only talk to this interface, so a new student plugs in by name.
 """
 
@@ -58,7 +59,7 @@ def open_student(directory: str | Path, **options) -> Student:
 
 
 def prediction_frame(user_ids: Sequence[str], taxonomy: Taxonomy, labels: dict[str, np.ndarray],
-                     confidence: dict[str, np.ndarray], model_name: str, rationale: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+                     confidence: dict[str, np.ndarray], model_name: str) -> pd.DataFrame:
     """Predictions contract from per-dimension label and confidence arrays (user-major row order)."""
     n, dims = len(user_ids), taxonomy.dimension_names
     frame = pd.DataFrame({
@@ -66,7 +67,7 @@ def prediction_frame(user_ids: Sequence[str], taxonomy: Taxonomy, labels: dict[s
         "dimension": np.tile(np.asarray(dims, dtype=object), n),
         "label": np.stack([labels[d] for d in dims], axis=1).reshape(-1) if n else [],
         "confidence": np.stack([confidence[d] for d in dims], axis=1).reshape(-1).astype(float) if n else [],
-        "rationale": (np.stack([rationale[d] for d in dims], axis=1).reshape(-1) if rationale and n else ""),
+        "rationale": "",
         "model": model_name,
     })
     return frame[PREDICTION_COLUMNS]
