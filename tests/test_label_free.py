@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1] / "src" / "confprofile"
-LABEL_FREE = ["synthesize.py", "distill.py", "predict.py", "prompts.py", "cache.py", "privacy.py",
+LABEL_FREE = ["synthesize.py", "distill.py", "predict.py", "prompts.py", "cache.py", "privacy.py", "profiles.py", "checks.py",
               "aggregate", "teachers", "student", "rl", "scale"]
 EVALUATION_SIDE = {ROOT / "rl" / "dev.py"}
 FORBIDDEN_MODULES = {"confprofile.evaluate", "confprofile.report", "confprofile.rl.dev"}
@@ -31,6 +31,7 @@ def test_every_label_free_module_is_covered():
     covered = {p.relative_to(ROOT).parts[0] for p in modules()}
     assert {"student", "rl", "aggregate", "teachers"} <= covered
     assert ROOT / "student" / "encoder.py" in modules() and ROOT / "rl" / "encoder_policy.py" in modules()
+    assert ROOT / "profiles.py" in modules() and ROOT / "scale" / "ray_profiles.py" in modules()
 
 
 def test_no_label_free_module_imports_gold_or_evaluation():

@@ -115,3 +115,24 @@ def test_ray_path_matches_local_repeats_nothing_and_retries_failures(ray_cluster
     ok = first.user_id != "bad"  # the first Ray run already matched on every user it could answer
     assert _sorted(first[ok]).equals(_sorted(local[local.user_id != "bad"]))
     assert second.loc[second.dimension == "gender", "label"].nunique() == 2  # answers really vary by request
+
+
+@pytest.mark.slow
+def test_ray_profiles_match_the_local_engine_and_resume(ray_cluster, tmp_path):
+    """`engine: ray` writes the local engine's profiles, and skips the chunks already finished."""
+    from confprofile.profiles import ProfileConfig, profile_users
+    from test_student import lexical_student, noisy_pseudo, planted
+
+    users, gold = planted(90, 3)
+    atomic_write_jsonl(tmp_path / "users.jsonl", [u.model_dump() for u in users])
+    student = lexical_student().fit(users, noisy_pseudo(gold, 0.8, 3))
+    local = profile_users(student, [tmp_path / "users.jsonl"], tmp_path / "local/profiles.parquet", ProfileConfig(chunk_users=20), stage="s")
+    parts = tmp_path / "ray/profiles.parquet.parts"
+    profile_users(student, [tmp_path / "users.jsonl"], tmp_path / "ray/profiles.parquet", ProfileConfig(chunk_users=20, engine="ray"), stage="s")
+    (parts / "000001.parquet").unlink()
+    finished = (parts / "000002.parquet").stat().st_mtime_ns
+    profile_users(student, [tmp_path / "users.jsonl"], tmp_path / "ray/profiles.parquet", ProfileConfig(chunk_users=20, engine="ray"), stage="s")
+    assert (parts / "000001.parquet").exists() and (parts / "000002.parquet").stat().st_mtime_ns == finished
+    assert local["users"] == 90
+    assert pd.read_parquet(tmp_path / "ray/profiles.parquet").equals(pd.read_parquet(tmp_path / "local/profiles.parquet"))
+    assert (tmp_path / "ray/profiles.jsonl").read_text() == (tmp_path / "local/profiles.jsonl").read_text()

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from confprofile.errors import InputError
 from confprofile.prompts import ParsedAnswer
 from confprofile.rl.config import RLConfig
 from confprofile.rl.filters import LOW_AGREEMENT, NO_SIGNAL, group_drop_reason, select_users
@@ -163,7 +164,7 @@ def test_rl_config_validates():
         RLConfig(num_generations=1)
     with pytest.raises(KeyError):
         RLConfig(reward_weights={"agreemnt": 1.0})
-    with pytest.raises(ValueError, match="unknown RL option"):
+    with pytest.raises(InputError, match="unknown RL option"):
         RLConfig.from_dict({"lr": 1})
     assert "num_generations" in RLConfig.help()
 

@@ -16,7 +16,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -174,20 +174,25 @@ def _read_parquet_rows(path: Path) -> Iterator[tuple[int, dict]]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        table = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise InputError(path, None, None, f"not a readable Parquet file ({exc})") from None
-    if "user_id" not in table.column_names:
+    if "user_id" not in table.schema_arrow.names:
         raise InputError(path, None, "user_id", "missing column 'user_id'")
-    for index, row in enumerate(table.to_pylist(), start=1):
-        yield index, row
+    index = 0
+    for batch in table.iter_batches(batch_size=4096):  # streamed: a file of any size in bounded memory
+        for row in batch.to_pylist():
+            index += 1
+            yield index, row
 
 
-def load_users(path: str | Path) -> list[UserRecord]:
-    """Users from .jsonl/.json/.ndjson (JSON Lines), .csv or .parquet; InputError on any bad row.
+def iter_users(path: str | Path, check_unique: bool = True) -> Iterator[UserRecord]:
+    """Users one by one from .jsonl/.json/.ndjson (JSON Lines), .csv or .parquet; InputError on any bad row.
 
     Table formats: a `user_id` column; every other non-empty column is a source (cells that hold a
-    JSON list/object are parsed), or a `data` column with an object (struct or JSON text).
+    JSON list/object are parsed), or a `data` column with an object (struct or JSON text). JSON Lines
+    and Parquet are streamed. A repeated user_id is an error naming both lines; that check keeps every
+    id in memory, so a streaming caller of a huge file turns it off and checks ids its own way.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -200,15 +205,35 @@ def load_users(path: str | Path) -> list[UserRecord]:
     else:
         rows = _read_csv_rows(path) if suffix == ".csv" else _read_parquet_rows(path)
         make = _record_from_cells
-    users: list[UserRecord] = []
     seen: dict[str, int] = {}
+    any_user = False
     for line, row in rows:
         user = make(path, line, row)
-        _check_unique(path, line, user.user_id, seen)
-        users.append(user)
-    if not users:
+        if check_unique:
+            _check_unique(path, line, user.user_id, seen)
+        any_user = True
+        yield user
+    if not any_user:
         raise InputError(path, None, None, "empty file: no users")
-    return users
+
+
+def iter_user_chunks(paths: Sequence[str | Path], chunk_users: int) -> Iterator[list[UserRecord]]:
+    """The users of several files in order, `chunk_users` at a time (the last chunk may be shorter), in
+    memory bounded by the chunk: ids are not checked for repeats here (see `profiles.join_parts`)."""
+    chunk: list[UserRecord] = []
+    for path in paths:
+        for user in iter_users(path, check_unique=False):
+            chunk.append(user)
+            if len(chunk) == chunk_users:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+def load_users(path: str | Path) -> list[UserRecord]:
+    """Every user of a file (see `iter_users` for the formats)."""
+    return list(iter_users(path))
 
 
 def load_gold(path: str | Path, taxonomy=None) -> dict[str, dict[str, str]]:

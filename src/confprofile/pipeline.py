@@ -1,12 +1,13 @@
 """Run every stage from one YAML config into a run directory, resumably.
 
-Stages run in order: data -> label -> aggregate -> distill -> rl -> upper_bound -> evaluate -> report.
+Stages run in order: data -> label -> aggregate -> distill -> rl -> profiles -> upper_bound -> evaluate -> report.
 Each stage has a fingerprint (its config section, the fingerprints of the stages before it and,
 for `data`, the input files' hashes) kept in `stages.json`. A rerun skips every stage whose
 fingerprint and outputs are unchanged; `from_stage` redoes from there. Long stages resume inside
 themselves (the label cache, training checkpoints), so an interrupted run loses little.
 
-Label-free boundary: only `upper_bound` (flagged as supervised) and `evaluate` read gold.
+Only `data.users` is required. Label-free boundary: only `upper_bound` (flagged as supervised) and
+`evaluate` read gold, and both are skipped, with a line saying why, when there is none.
 """
 
 from __future__ import annotations
@@ -24,30 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from confprofile.errors import InputError
 from confprofile.files import atomic_write_json, read_yaml
+from confprofile.split import DataConfig, GenerateConfig, LabelConfig
 from confprofile.teachers.base import TeacherConfig
 
-STAGES = ["data", "label", "aggregate", "distill", "rl", "upper_bound", "evaluate", "report"]
-
-
-class GenerateConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    train_users: int = Field(300, ge=2, description="Synthetic training users (label-free).")
-    test_users: int = Field(150, ge=2, description="Synthetic test users (evaluation only).")
-    unlabeled_users: int = Field(0, ge=0, description="Synthetic users no teacher labels: stage 2's extra pool (free of teacher cost).")
-    train_seed: int = 1
-    test_seed: int = 2
-    unlabeled_seed: int = 3
-    difficulty: float = Field(0.5, ge=0.0, le=1.0)
-
-
-class DataConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    generate: GenerateConfig | None = Field(None, description="Generate a synthetic ProfileBench split instead of files.")
-    train_users: str | None = Field(None, description="users.jsonl/csv/parquet the student learns from (no labels).")
-    test_users: str | None = Field(None, description="Held-out users to evaluate on.")
-    test_gold: str | None = Field(None, description="Gold of the test users: read by evaluate only.")
-    train_gold: str | None = Field(None, description="Gold of train users: only for the flagged supervised upper bound.")
-    unlabeled_users: str | None = Field(None, description="Users no teacher labels: the student's features and stage 2 learn from them.")
+STAGES = ["data", "label", "aggregate", "distill", "rl", "profiles", "upper_bound", "evaluate", "report"]
 
 
 class AggregateConfig(BaseModel):
@@ -74,9 +55,11 @@ class PipelineConfig(BaseModel):
     seed: int = 0
     data: DataConfig = Field(default_factory=lambda: DataConfig(generate=GenerateConfig()))
     teachers: list[TeacherConfig] | None = Field(None, description="Teacher panel; None = the packaged default panel.")
+    label: LabelConfig = Field(default_factory=LabelConfig, description="How many users the teachers label.")
     aggregate: AggregateConfig = Field(default_factory=AggregateConfig)
     distill: dict[str, Any] = Field(default_factory=dict, description="DistillConfig fields (see distill.py).")
     rl: dict[str, Any] = Field(default_factory=dict, description="RLConfig fields (see rl/); enabled: false skips RL.")
+    profiles: dict[str, Any] = Field(default_factory=dict, description="ProfileConfig fields (see profiles.py): chunk_users, engine.")
     upper_bound: dict[str, Any] = Field(default_factory=lambda: {"enabled": True}, description="Supervised reference.")
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="PII redaction of what teachers see.")
 
@@ -120,10 +103,10 @@ class Run:
         return self.dir / name
 
     def fingerprint(self, stage: str, previous: str) -> str:
-        section = {"data": self.config.data, "label": (self.config.teachers, self.config.taxonomy,  # privacy only when on: older runs keep their fingerprints
+        section = {"data": (self.config.data, self.config.label), "label": (self.config.teachers, self.config.taxonomy,  # privacy only when on: older runs keep their fingerprints
                                              *([self.config.privacy] if self.config.privacy.redact else [])),
                    "aggregate": self.config.aggregate, "distill": self.config.distill, "rl": self.config.rl,
-                   "upper_bound": self.config.upper_bound}.get(stage)
+                   "profiles": self.config.profiles, "upper_bound": self.config.upper_bound}.get(stage)
         extra = {}
         if stage == "data":
             extra = {k: _file_hash(Path(v)) for k, v in self.config.data.model_dump().items()

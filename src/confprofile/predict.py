@@ -15,7 +15,6 @@ from pathlib import Path
 
 import typer
 
-from confprofile.files import atomic_write_parquet
 from confprofile.taxonomy import UNKNOWN, Taxonomy
 
 from confprofile.student.base import PREDICTION_COLUMNS
@@ -157,24 +156,24 @@ def predict(
 
 def predict_command(
     model: Path = typer.Option(..., help="Student directory from `confprofile distill` or `rl` (encoder student, full LLM or LoRA adapter)."),
-    users: Path = typer.Option(..., help="users.jsonl (or CSV/Parquet) to profile."),
-    out: Path = typer.Option(..., help="Where to write predictions.parquet."),
-    taxonomy: str = typer.Option("profilebench", help="Built-in taxonomy name or a taxonomy YAML path."),
-    batch_size: int = typer.Option(16, help="Users per generation batch."),
-    samples: int = typer.Option(1, help="1 = greedy; k > 1 = k samples with confidence-weighted self-consistency."),
+    users: list[Path] = typer.Option(..., help="users.jsonl (or CSV/Parquet) to profile; repeat for several files."),
+    out: Path = typer.Option(..., help="Where to write the profiles (Parquet; a .jsonl twin with one user a line beside it)."),
+    taxonomy: str = typer.Option("profilebench", help="Built-in taxonomy name or a taxonomy YAML path (LLM students)."),
+    chunk_users: int = typer.Option(10000, min=1, help="Users per chunk: memory stays flat, and a rerun after an interrupt resumes at the first unfinished chunk."),
+    engine: str = typer.Option("local", help="local, or ray (Ray Data map_batches over a cluster; needs the `ray` extra)."),
+    batch_size: int = typer.Option(16, help="Users per generation batch (LLM students)."),
+    samples: int = typer.Option(1, help="1 = greedy; k > 1 = k samples with confidence-weighted self-consistency (LLM students)."),
     temperature: float = typer.Option(0.7, help="Sampling temperature when samples > 1."),
     max_new_tokens: int = typer.Option(256, help="Longest answer in tokens."),
     max_user_tokens: int = typer.Option(384, help="Token budget for the rendered user data (as in `confprofile sft`)."),
 ) -> None:
-    """Profile users with a distilled student into predictions.parquet."""
-    from confprofile.data import load_users
-    from confprofile.student import open_student, student_family
+    """Profile the users of any size of file with a distilled student, streamed in chunks, resumably."""
+    from confprofile.profiles import ProfileConfig, profile_users
+    from confprofile.student import open_student
 
-    if student_family(model) == "encoder":  # carries its own taxonomy and features
-        frame = open_student(model).predict(load_users(users), model_name=model.name)
-    else:
-        frame = predict(model, load_users(users), Taxonomy.load(taxonomy), batch_size=batch_size, samples=samples,
-                        temperature=temperature, max_new_tokens=max_new_tokens, max_user_tokens=max_user_tokens)
-    atomic_write_parquet(out, frame)
-    abstained = (frame["label"] == UNKNOWN).mean() if len(frame) else 0.0
-    typer.echo(f"{frame['user_id'].nunique()} users -> {out} ({abstained:.0%} abstentions)")
+    options = {"max_user_tokens": max_user_tokens, "predict": {"batch_size": batch_size, "samples": samples,
+               "temperature": temperature, "max_new_tokens": max_new_tokens}}
+    student = open_student(model, taxonomy=Taxonomy.load(taxonomy), options=options)  # encoders carry their own taxonomy
+    config = ProfileConfig.from_dict({"chunk_users": chunk_users, "engine": engine})
+    counts = profile_users(student, users, out, config, stage=model.name, model_dir=model)
+    typer.echo(f"{counts['users']} users -> {out} and {Path(counts['profiles_jsonl']).name}")

@@ -5,15 +5,17 @@ the run directory) so a rerun can check they still exist. Layout of a run direct
 
     train/users.jsonl            label-free training users
     train/gold.jsonl             only with a supervised upper bound (flagged, evaluation side)
-    test/users.jsonl             held-out users; test/gold.jsonl is read by `evaluate` only
-    unlabeled/users.jsonl        optional users no teacher labels: the encoder student's vocabulary and stage 2's pool
+    test/users.jsonl             held-out users (optional); test/gold.jsonl is read by `evaluate` only
+    unlabeled/users.jsonl        users no teacher labels: the encoder student's vocabulary and stage 2's pool
     features/embeddings.npz      the encoder student's cached sentence embeddings (shared by its stages)
     answers.parquet              every teacher answer (train + test users)
     pseudo_labels.parquet        the configured aggregate: what the student learns from
     aggregates/<variant>.parquet the other voting variants, for the stage table
     sft.jsonl (LLM students), student/, student_rl/, supervised/   students
     predictions/<stage>.parquet  test-user predictions of every stage
-    metrics.json, report.html    evaluation
+    profiles.parquet, profiles.jsonl   every user's profile from the final student (see `profiles`)
+    metrics.json                 evaluation (only with held-out gold)
+    checks.json, report.html     label-free checks and the report
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from confprofile.files import atomic_write_json, atomic_write_jsonl, atomic_writ
 from confprofile.taxonomy import Taxonomy
 
 # Folders a stage resumes from after an interrupt (training checkpoints); discarded when its config changes
-WORK_DIRS = {"distill": "student", "rl": "student_rl", "upper_bound": "supervised"}
+WORK_DIRS = {"distill": "student", "rl": "student_rl", "profiles": "profiles.parquet.parts", "upper_bound": "supervised"}
 
 # Voting variants shown in the stage table: (file name, aggregator, calibrators)
 TABLE_VARIANTS = [
@@ -44,42 +46,23 @@ def _taxonomy(run) -> Taxonomy:
     return Taxonomy.load(run.config.taxonomy)
 
 
-def _users(run, split: str):
+def _users(run, split: str) -> list:
+    """The users of one set of the run (train, test or unlabeled); a set the data stage left empty has none."""
     from confprofile.data import load_users
 
-    return load_users(run.path(f"{split}/users.jsonl"))
+    path = run.path(f"{split}/users.jsonl")
+    return load_users(path) if path.exists() else []
 
 
 # ---------------------------------------------------------------- data
 def run_data(run) -> list[str]:
-    """Generate a synthetic split, or copy the configured files into the run directory."""
-    data = run.config.data
-    outputs = ["train/users.jsonl", "test/users.jsonl"]
-    if data.generate is not None:
-        from confprofile.bench.profilebench import generate, write_split
+    """The users (and any gold) -> train / test / unlabeled users of the run (see `split`)."""
+    from confprofile.split import split_sizes, write_data
 
-        g = data.generate
-        write_split(run.path("train"), g.train_users, g.train_seed, g.difficulty)
-        write_split(run.path("test"), g.test_users, g.test_seed, g.difficulty)
-        outputs += ["train/gold.jsonl", "test/gold.jsonl"]
-        if g.unlabeled_users:
-            users, _ = generate(g.unlabeled_users, g.unlabeled_seed, g.difficulty)  # their gold is never written
-            atomic_write_jsonl(run.path("unlabeled/users.jsonl"), users)
-            outputs.append("unlabeled/users.jsonl")
-        return outputs
-    from confprofile.data import load_users
-
-    for split, users_path, gold_path in (("train", data.train_users, data.train_gold), ("test", data.test_users, data.test_gold)):
-        if users_path is None:
-            raise InputError(None, None, f"data.{split}_users", "is required when data.generate is not set")
-        users = load_users(users_path)  # validates before copying
-        atomic_write_jsonl(run.path(f"{split}/users.jsonl"), [u.model_dump() for u in users])
-        if gold_path is not None:
-            shutil.copyfile(gold_path, run.path(f"{split}/gold.jsonl"))
-            outputs.append(f"{split}/gold.jsonl")
-    if data.unlabeled_users is not None:
-        atomic_write_jsonl(run.path("unlabeled/users.jsonl"), [u.model_dump() for u in load_users(data.unlabeled_users)])
-        outputs.append("unlabeled/users.jsonl")
+    outputs = write_data(run.dir, run.config.data, run.config.label)
+    sizes = split_sizes(run.dir)
+    print(f"  {sizes['train']} users for the teachers, {sizes['test']} held out, {sizes['unlabeled']} for the student alone"
+          + ("" if run.path("test/gold.jsonl").exists() else " (no gold: evaluation will be skipped)"))
     return outputs
 
 
@@ -145,8 +128,7 @@ def _open_student(run, name: str):
 
 def _pool(run) -> list:
     """Every user a student may learn from without labels: train users plus the unlabeled ones."""
-    unlabeled = _users(run, "unlabeled") if run.path("unlabeled/users.jsonl").exists() else []
-    return _users(run, "train") + unlabeled
+    return _users(run, "train") + _users(run, "unlabeled")
 
 
 def _fit_and_predict(run, targets: pd.DataFrame, name: str, options: dict, **fit_options) -> list[str]:
@@ -158,7 +140,11 @@ def _fit_and_predict(run, targets: pd.DataFrame, name: str, options: dict, **fit
 
 
 def _predict_test(run, student, name: str) -> list[str]:
-    predictions = student.predict(_users(run, "test"), model_name=name)
+    """Predictions of the held-out users, for the stage table (none when nothing is held out)."""
+    test = _users(run, "test")
+    if not test:
+        return []
+    predictions = student.predict(test, model_name=name)
     atomic_write_parquet(run.path(f"predictions/{name}.parquet"), predictions)
     return [f"predictions/{name}.parquet"]
 
@@ -197,13 +183,32 @@ def run_rl(run) -> list[str]:
     return ["rl_summary.json", "rl_log.jsonl", "student_rl", *_predict_test(run, _open_student(run, "student_rl"), "student_rl")]
 
 
+# ---------------------------------------------------------------- profiles
+def run_profiles(run) -> list[str]:
+    """The final student (stage 2 if it ran, else SFT) profiles every user of the run, in chunks."""
+    from confprofile.profiles import ProfileConfig, profile_users
+    from confprofile.student import open_student
+
+    name, stage = ("student_rl", "student_stage2") if run.path("student_rl").exists() else ("student", "student_sft")
+    files = [run.path(f"{split}/users.jsonl") for split in ("train", "test", "unlabeled") if run.path(f"{split}/users.jsonl").exists()]
+    student = open_student(run.path(name), taxonomy=_taxonomy(run), options=run.config.distill)  # no embedding cache: flat memory
+    pseudo = pd.read_parquet(run.path("pseudo_labels.parquet"))
+    counts = profile_users(student, files, run.path("profiles.parquet"), ProfileConfig.from_dict(run.config.profiles),
+                           stage=stage, pseudo=pseudo, model_dir=run.path(name))
+    print(f"  {counts['users']} users profiled by the {stage.replace('_', ' ')} -> profiles.parquet, profiles.jsonl")
+    return ["profiles.parquet", "profiles.jsonl"]
+
+
 # ---------------------------------------------------------------- supervised reference (uses gold)
 def run_upper_bound(run) -> list[str]:
     """The same student recipe trained on the train users' GOLD labels: a reference, not label-free."""
     from confprofile.data import load_gold
 
     options = dict(run.config.upper_bound)
-    if not options.pop("enabled", True) or not run.path("train/gold.jsonl").exists():
+    if not options.pop("enabled", True):
+        return []
+    if not run.path("train/gold.jsonl").exists():
+        print("  skipped: no gold for the train users (it needs data.gold beyond the held-out users)")
         return []
     gold = load_gold(run.path("train/gold.jsonl"), _taxonomy(run))
     as_pseudo = pd.DataFrame([
@@ -254,6 +259,9 @@ def run_evaluate(run) -> list[str]:
     from confprofile.data import load_gold
     from confprofile.evaluate import comparison_table, evaluate, print_comparison
 
+    if not run.path("test/gold.jsonl").exists():
+        print("  skipped: no held-out users with gold (data.gold); the report shows the label-free checks")
+        return []
     taxonomy = _taxonomy(run)
     gold = load_gold(run.path("test/gold.jsonl"), taxonomy)
     stages = []
@@ -287,4 +295,4 @@ def run_report(run) -> list[str]:
     from confprofile.report import write_report
 
     write_report(run.dir)
-    return ["report.html"]
+    return ["report.html", "checks.json"]

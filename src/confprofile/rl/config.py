@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
+from confprofile.errors import InputError
 from confprofile.rl.group import GroupScoring
 from confprofile.rl.rewards import RewardParams
 
@@ -84,7 +85,7 @@ class RLConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown RL option(s): {sorted(unknown)}; known: {sorted(known)}")
+            raise InputError(None, None, f"rl.{sorted(unknown)[0]}", f"unknown RL option; known: {', '.join(sorted(known))}")
         return cls(**values)
 
     @classmethod

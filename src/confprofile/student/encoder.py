@@ -133,7 +133,7 @@ class EncoderStudent(Student):
     def __init__(self, taxonomy: Taxonomy, config: EncoderStudentConfig | None = None, cache_path: str | Path | None = None):
         self.taxonomy = taxonomy
         self.config = config or EncoderStudentConfig()
-        self.cache = EmbeddingCache(cache_path)
+        self.cache = EmbeddingCache(cache_path) if cache_path else None  # None: nothing kept between calls
         self.featurizer = Featurizer(self.config.features, taxonomy)
 
     # ---- features
