@@ -177,3 +177,9 @@ def test_encoder_student_run_learns_from_train_and_unlabeled_users(tmp_path):
         assert len(predictions) == 8 * 6 and predictions.confidence.between(0, 1).all()
     roles = {s["role"] for s in json.loads((run_dir / "metrics.json").read_text())["stages"]}
     assert {"student_sft", "student_stage2", "supervised", "pseudo_labels"} <= roles
+
+
+def test_run_and_the_aggregate_verb_calibrate_alike_by_default():
+    from confprofile.aggregate.stage import DEFAULT_CALIBRATION
+
+    assert PipelineConfig().aggregate.calibrate == list(DEFAULT_CALIBRATION)

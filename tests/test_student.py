@@ -71,16 +71,16 @@ def test_encoder_student_learns_a_planted_lexical_signal_from_noisy_labels():
 def test_weight_zero_leaves_an_example_out_and_soft_targets_change_the_fit():
     users, gold = planted(60, 3)
     pseudo = noisy_pseudo(gold, 0.8, 1)
-    base = lexical_student(calibration_folds=0).fit(users, pseudo)
+    base = lexical_student(calibration_folds=0, validation_share=0).fit(users, pseudo)
     extra_user = UserRecord(user_id="extra", data={"posts": ["whiskers purring litter fins"]})
     extra = pd.concat([pseudo, pd.DataFrame([{"user_id": "extra", "dimension": "pet", "label": "fish", "confidence": 0.0,
                                               "votes": None, "kept": True}])])
-    with_zero = lexical_student(calibration_folds=0)
+    with_zero = lexical_student(calibration_folds=0, validation_share=0)
     with_zero.featurizer = base.featurizer  # the same vocabulary: only the examples differ
     with_zero.fit(users + [extra_user], extra)
     assert np.allclose(base.heads_.weight.detach().numpy(), with_zero.heads_.weight.detach().numpy(), atol=1e-5)
     soft = pseudo.assign(votes=[json.dumps({"cat": 0.4, "dog": 0.3, "fish": 0.3})] * len(pseudo), confidence=0.4)
-    softer = lexical_student(calibration_folds=0)
+    softer = lexical_student(calibration_folds=0, validation_share=0)
     softer.featurizer = base.featurizer
     softer.fit(users, soft)
     assert not np.allclose(base.heads_.weight.detach().numpy(), softer.heads_.weight.detach().numpy(), atol=1e-3)
@@ -185,6 +185,22 @@ def test_stage2_improves_or_keeps_a_student_on_a_pool_and_writes_its_files(tmp_p
     assert after >= before - 0.05
     log = [json.loads(line) for line in (tmp_path / "rl" / "rl_log.jsonl").read_text().splitlines()]
     assert log and {"rl/entropy", "rl/majority_ratio", "rl/agreement"} <= set(log[0])
+
+
+def test_stage2_keeps_the_sft_checkpoint_when_every_epoch_scores_worse_on_held_out_pseudo_labels(tmp_path):
+    """A step size that wrecks the heads: the validation pseudo-labels (never fitted) pick the SFT start."""
+    users, gold = planted(90, 14)
+    pool, _ = planted(120, 15)
+    pseudo = noisy_pseudo(gold, 0.8, 8)
+    student = lexical_student().fit(users, pseudo, vocabulary_users=users + pool)
+    assert len(student.validation_users_) == 18 and not set(student.validation_users_) - {u.user_id for u in users}
+    test, _ = planted(60, 16)
+    sft = student.predict(test)
+    config = stage2_config(learning_rate=500.0, num_train_epochs=3, class_balance=False, max_label_drift=1.0, collapse_agreement=1.1)
+    summary = train_encoder_stage2(student, users + pool, tmp_path / "rl", config, pseudo=pseudo)
+    scores = summary["validation_scores"]
+    assert len(scores) == 4 and max(scores[1:]) < scores[0] and summary["chosen_epoch"] == 0
+    assert (open_student(tmp_path / "rl").predict(test).label == sft.label).all()
 
 
 def test_collapse_guard_stops_a_run_that_collapses(tmp_path):

@@ -29,6 +29,7 @@ import typer
 
 from confprofile.errors import InputError
 from confprofile.files import atomic_write_json, atomic_write_jsonl
+from confprofile.prompts import STUDENT_MAX_USER_TOKENS
 from confprofile.registry import Registry
 from confprofile.taxonomy import UNKNOWN, Taxonomy
 
@@ -75,7 +76,7 @@ def build_sft_records(
     weight_fn: str = "mean_confidence",
     not_kept: str = "mask",
     rationale: bool = True,
-    max_user_tokens: int = 384,
+    max_user_tokens: int = STUDENT_MAX_USER_TOKENS,
     count_tokens: Callable[[str], int] | None = None,
 ) -> list[dict]:
     """One `{"messages", "weight", "user_id"}` record per user with at least one kept pseudo-label.
@@ -150,7 +151,7 @@ def sft_command(
     weight_fn: str = typer.Option("mean_confidence", help=f"Record weight from the kept confidences: {', '.join(WEIGHT_FNS.names())}."),
     not_kept: str = typer.Option("mask", help="Not-kept pseudo-labels: 'mask' (target unknown), 'drop' (drop the record), 'keep' (keep label + confidence)."),
     rationale: bool = typer.Option(True, "--rationale/--no-rationale", help="Put a short rationale line before the JSON profile (off for the tiny student)."),
-    max_user_tokens: int = typer.Option(384, help="Token budget for the rendered user data."),
+    max_user_tokens: int = typer.Option(STUDENT_MAX_USER_TOKENS, help="Token budget for the rendered user data."),
 ) -> None:
     """Build sft.jsonl (chat messages + weight) from users and their pseudo-labels."""
     import pandas as pd

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import typer
 
-from confprofile.taxonomy import UNKNOWN, Taxonomy
-
+from confprofile.prompts import STUDENT_MAX_USER_TOKENS
 from confprofile.student.base import PREDICTION_COLUMNS
+from confprofile.taxonomy import UNKNOWN, Taxonomy
 
 
 def load_student(model_dir: str | Path, device: str | None = None):
@@ -128,7 +128,7 @@ def predict(
     samples: int = 1,
     temperature: float = 0.7,
     max_new_tokens: int = 256,
-    max_user_tokens: int = 384,
+    max_user_tokens: int = STUDENT_MAX_USER_TOKENS,
     model_name: str | None = None,
     progress: bool = True,
     seed: int = 0,
@@ -165,7 +165,7 @@ def predict_command(
     samples: int = typer.Option(1, help="1 = greedy; k > 1 = k samples with confidence-weighted self-consistency (LLM students)."),
     temperature: float = typer.Option(0.7, help="Sampling temperature when samples > 1."),
     max_new_tokens: int = typer.Option(256, help="Longest answer in tokens."),
-    max_user_tokens: int = typer.Option(384, help="Token budget for the rendered user data (as in `confprofile sft`)."),
+    max_user_tokens: int = typer.Option(STUDENT_MAX_USER_TOKENS, help="Token budget for the rendered user data (as in `confprofile sft`)."),
 ) -> None:
     """Profile the users of any size of file with a distilled student, streamed in chunks, resumably."""
     from confprofile.profiles import ProfileConfig, profile_users

@@ -12,20 +12,22 @@ def _duration(seconds: float) -> str:
 
 
 class ProgressLog:
-    """`with ProgressLog("[profiles]", total, unit="users") as progress: progress.advance(n)`.
+    """`with ProgressLog("[profiles]", total, unit="users") as progress: progress.advance(n, failed=0)`.
 
-    Off a terminal each line reads `[profiles] 20000/100000 users · 512.3/s · ETA 2m36s`; `total` may be
-    None when it is not known in advance (a streamed file), and the ETA is then left out."""
+    Off a terminal each line reads `[label] minilm 2000/14000 requests · 51.3/s · ETA 3m53s · cached 0 ·
+    failed 0`; `total` may be None when it is not known in advance (a streamed file), and the ETA is
+    then left out. Keyword fields of `advance` are shown as they were last given."""
 
-    def __init__(self, description: str, total: int | None = None, unit: str = "items", every_s: float = 30.0, stream=None):
-        self.description, self.total, self.unit, self.every_s = description, total, unit, every_s
+    def __init__(self, description: str, total: int | None = None, unit: str = "items", every_s: float = 30.0,
+                 stream=None, enabled: bool = True):
+        self.description, self.total, self.unit, self.every_s, self.enabled = description, total, unit, every_s, enabled
         self.stream = stream or sys.stderr
-        self.done = 0
+        self.done, self.fields = 0, {}
         self._bar = None
 
     def __enter__(self) -> "ProgressLog":
         self.started = self._last = time.monotonic()
-        if self.stream.isatty():
+        if self.enabled and self.stream.isatty():
             from rich.progress import Progress
 
             self._bar = Progress(transient=False)
@@ -33,12 +35,21 @@ class ProgressLog:
             self._task = self._bar.add_task(self.description, total=self.total)
         return self
 
-    def advance(self, n: int = 1) -> None:
-        self.done += n
+    def describe(self, description: str) -> None:
+        self.description = description
         if self._bar is not None:
-            self._bar.update(self._task, advance=n)
-        elif time.monotonic() - self._last >= self.every_s:
+            self._bar.update(self._task, description=description)
+
+    def advance(self, n: int = 1, **fields) -> None:
+        self.done += n
+        self.fields.update(fields)
+        if self._bar is not None:
+            self._bar.update(self._task, advance=n, description=" · ".join([self.description, *self._field_texts()]))
+        elif self.enabled and time.monotonic() - self._last >= self.every_s:
             self._line()
+
+    def _field_texts(self) -> list[str]:
+        return [f"{name} {value}" for name, value in self.fields.items()]
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
@@ -46,14 +57,14 @@ class ProgressLog:
         text = f"{self.description} {self.done}" + (f"/{self.total}" if self.total else "") + f" {self.unit} · {rate:.1f}/s"
         if self.total and rate > 0:
             text += f" · ETA {_duration((self.total - self.done) / rate)}"
-        return text
+        return " · ".join([text, *self._field_texts()])
 
     def _line(self) -> None:
         self._last = time.monotonic()
         print(self.line(), file=self.stream, flush=True)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *_) -> None:
         if self._bar is not None:
             self._bar.stop()
-        else:
+        elif self.enabled and exc_type is None:  # an error reports itself, in one line
             self._line()

@@ -40,6 +40,8 @@ _CONF_KEYS = ("confidence", "conf", "probability", "prob", "score", "certainty")
 _RATIONALE_KEYS = ("rationale", "reason", "reasoning", "evidence", "explanation", "why")
 _WRAPPER_KEYS = ("profile", "answer", "answers", "result", "results", "output", "dimensions", "labels")
 
+STUDENT_MAX_USER_TOKENS = 384  # the student prompt's budget for the rendered user: one default for sft, distill, rl, predict and run
+
 
 # ---- prompts ---------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ import pandas as pd
 
 from confprofile.errors import InputError
 from confprofile.files import atomic_write_json, atomic_write_jsonl, atomic_write_parquet
+from confprofile.prompts import STUDENT_MAX_USER_TOKENS
 from confprofile.taxonomy import Taxonomy
 
 # Folders a stage resumes from after an interrupt (training checkpoints); discarded when its config changes
@@ -167,7 +168,7 @@ def run_rl(run) -> list[str]:
     if not options.pop("enabled", True):
         return []
     pseudo = pd.read_parquet(run.path("pseudo_labels.parquet"))
-    max_user_tokens = int(run.config.distill.get("max_user_tokens", 256))
+    max_user_tokens = int(run.config.distill.get("max_user_tokens", STUDENT_MAX_USER_TOKENS))
     if _is_encoder(run):
         from confprofile.rl.encoder_policy import ENCODER_DEFAULTS, train_encoder_stage2
 
@@ -177,7 +178,8 @@ def run_rl(run) -> list[str]:
         from confprofile.rl.command import train_rl
 
         config = RLConfig.from_dict({"taxonomy": run.config.taxonomy, "max_user_tokens": max_user_tokens, **options})
-        summary = train_rl(run.path("student"), _users(run, "train"), run.path("student_rl"), config, pseudo=pseudo)
+        # resumes an interrupted run's checkpoints; `mark_started` discards them when the config changed
+        summary = train_rl(run.path("student"), _users(run, "train"), run.path("student_rl"), config, pseudo=pseudo, resume=True)
     atomic_write_json(run.path("rl_summary.json"), summary)
     shutil.copyfile(run.path("student_rl/rl_log.jsonl"), run.path("rl_log.jsonl"))
     return ["rl_summary.json", "rl_log.jsonl", "student_rl", *_predict_test(run, _open_student(run, "student_rl"), "student_rl")]

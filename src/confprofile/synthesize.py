@@ -8,89 +8,20 @@ the moment it arrives. Then every cached reply is parsed into the long answers t
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import typer
 
-from confprofile.cache import ReplyCache, request_key
+from confprofile.answers import answer_rows, answers_frame, label_jobs
+from confprofile.cache import ReplyCache
 from confprofile.errors import InputError
-from confprofile.prompts import build_messages, parse_answer
+from confprofile.progress import ProgressLog
 from confprofile.taxonomy import Taxonomy
-from confprofile.teachers.base import Teacher, TeacherConfig, TeacherReply, TeacherRequest, build_teacher, load_teacher_configs
-
-ANSWER_COLUMNS = {  # column -> dtype of answers.parquet
-    "user_id": "str", "teacher": "str", "sample": "int32", "dimension": "str", "label": "str",
-    "confidence": "float64", "rationale": "str", "parse_status": "str", "label_probs": "str",
-}
-
+from confprofile.teachers.base import TeacherConfig, TeacherReply, TeacherRequest, build_teacher, load_teacher_configs
 
 def default_teachers_path() -> Path:
     return Path(str(resources.files("confprofile") / "configs" / "teachers_default.yaml"))
-
-
-@dataclass
-class _Job:
-    request: TeacherRequest
-    key: str
-
-
-def _jobs(teacher: Teacher, users, taxonomy: Taxonomy) -> list[_Job]:
-    from confprofile.data import render_user
-
-    config = teacher.config
-    count_tokens = getattr(teacher, "count_tokens", None)  # a backend with a tokenizer may offer exact counts
-    identity = teacher.identity()
-    jobs = []
-    for user in users:
-        text = render_user(user, config.max_user_tokens, count_tokens)
-        messages = tuple(build_messages(text, taxonomy, config.prompt_variant))
-        for sample in range(config.samples):
-            request = TeacherRequest(user.user_id, sample, text, messages)
-            jobs.append(_Job(request, request_key(identity, messages, sample)))
-    return jobs
-
-
-def _progress(show: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("cached {task.fields[cached]} · failed {task.fields[failed]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), disable=not show, transient=False,
-    )
-
-
-def _rows(teacher_name: str, job: _Job, cached, taxonomy: Taxonomy) -> list[dict]:
-    if cached is None or not cached.ok:
-        error = "not answered" if cached is None else f"error: {cached.error}"
-        parsed = {d: None for d in taxonomy.dimension_names}
-    else:
-        error, parsed = None, parse_answer(cached.text, taxonomy)
-    rows = []
-    for dim in taxonomy.dimension_names:
-        answer = parsed[dim]
-        probs = cached.label_probs.get(dim) if cached is not None and cached.ok and cached.label_probs else None
-        rows.append({
-            "user_id": job.request.user_id, "teacher": teacher_name, "sample": job.request.sample, "dimension": dim,
-            "label": answer.label if answer else None,
-            "confidence": answer.confidence if answer else 0.0,
-            "rationale": answer.rationale if answer else error,
-            "parse_status": answer.status if answer else "error",
-            "label_probs": json.dumps(probs, sort_keys=True) if probs else None,
-        })
-    return rows
-
-
-def answers_frame(rows: list[dict]):
-    import pandas as pd
-
-    dtypes = dict(ANSWER_COLUMNS)
-    if int(pd.__version__.split(".")[0]) < 3:  # pandas 2 has no nullable "str"; astype(str) would turn None into "None"
-        dtypes = {c: "string" if t == "str" else t for c, t in dtypes.items()}
-    return pd.DataFrame(rows, columns=list(ANSWER_COLUMNS)).astype(dtypes)
 
 
 def redact_users(users) -> list:
@@ -109,24 +40,24 @@ def label_users(users, taxonomy: Taxonomy, teacher_configs: list[TeacherConfig],
     `redact`: strip PII from the user data before any teacher sees it (see `redact_users`)."""
     users = redact_users(users) if redact else list(users)
     rows: list[dict] = []
-    with ReplyCache(cache_path) as cache, _progress(show_progress) as progress:
-        task = progress.add_task("labelling", total=len(users) * sum(c.samples for c in teacher_configs), cached=0, failed=0)
+    total = len(users) * sum(c.samples for c in teacher_configs)
+    with ReplyCache(cache_path) as cache, ProgressLog("[label]", total, "requests", enabled=show_progress) as progress:
         counts = {"cached": 0, "failed": 0}
         for config in teacher_configs:
-            progress.update(task, description=f"labelling [{config.name}]")
+            progress.describe(f"[label] {config.name}")
             teacher = build_teacher(config, taxonomy)
             try:
-                jobs = _jobs(teacher, users, taxonomy)
+                jobs = label_jobs(teacher, users, taxonomy)
                 cached = cache.get_many([job.key for job in jobs])
                 pending = [job for job in jobs if not (job.key in cached and cached[job.key].ok)]
                 counts["cached"] += len(jobs) - len(pending)
-                progress.update(task, advance=len(jobs) - len(pending), **counts)
+                progress.advance(len(jobs) - len(pending), **counts)
                 by_request = {(job.request.user_id, job.request.sample): job for job in pending}
 
                 def on_reply(request: TeacherRequest, reply: TeacherReply, name: str = config.name) -> None:
                     cache.put(by_request[request.user_id, request.sample].key, name, request.user_id, request.sample, reply)
                     counts["failed"] += reply.error is not None or (reply.text is None and reply.label_probs is None)
-                    progress.update(task, advance=1, **counts)
+                    progress.advance(1, **counts)
 
                 if pending:
                     teacher.answer([job.request for job in pending], on_reply)
@@ -134,7 +65,7 @@ def label_users(users, taxonomy: Taxonomy, teacher_configs: list[TeacherConfig],
                 teacher.close()
             final = cache.get_many([job.key for job in jobs])
             for job in jobs:
-                rows.extend(_rows(config.name, job, final.get(job.key), taxonomy))
+                rows.extend(answer_rows(config.name, job, final.get(job.key), taxonomy))
     return answers_frame(rows)
 
 
@@ -162,7 +93,7 @@ def plan(users, taxonomy: Taxonomy, teacher_configs: list[TeacherConfig], cache_
         for config in teacher_configs:
             teacher = build_teacher(config, taxonomy)
             try:
-                jobs = _jobs(teacher, users, taxonomy)
+                jobs = label_jobs(teacher, users, taxonomy)
             finally:
                 teacher.close()
             done = cache.get_many([j.key for j in jobs]) if cache else {}

@@ -20,7 +20,7 @@ from confprofile.errors import InputError
 from confprofile.files import atomic_write_json
 from confprofile.rl.config import RLConfig
 from confprofile.rl.filters import quantile_thresholds, select_users
-from confprofile.rl.voting import Prior, prior_from_pseudo
+from confprofile.rl.voting import summarize_pseudo
 
 PSEUDO_COLUMNS = {"user_id", "dimension", "label", "confidence"}
 
@@ -40,23 +40,6 @@ def load_pseudo(path: str | Path):
     if missing:
         raise InputError(path, None, sorted(missing)[0], f"missing column(s) {sorted(missing)}")
     return frame
-
-
-def summarize_pseudo(frame) -> tuple[dict[str, float], dict[str, Prior]]:
-    """(mean pseudo-label confidence per user, prior distribution per user and dimension)."""
-    mean_conf = frame.groupby("user_id")["confidence"].mean().astype(float).to_dict()
-    priors: dict[str, dict[str, dict[str, float]]] = {}
-    has_votes = "votes" in frame.columns
-    for row in frame.itertuples(index=False):
-        votes = None
-        if has_votes and isinstance(row.votes, str):
-            try:
-                votes = json.loads(row.votes)
-            except ValueError:
-                votes = None
-        label = row.label if isinstance(row.label, str) else None
-        priors.setdefault(str(row.user_id), {})[row.dimension] = prior_from_pseudo(label, float(row.confidence), votes if isinstance(votes, dict) else None)
-    return {str(k): v for k, v in mean_conf.items()}, priors
 
 
 def _resume_counters(log_path: Path) -> dict:

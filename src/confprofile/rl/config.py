@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from confprofile.errors import InputError
+from confprofile.prompts import STUDENT_MAX_USER_TOKENS
 from confprofile.rl.group import GroupScoring
 from confprofile.rl.rewards import RewardParams
 
@@ -19,7 +20,7 @@ def _f(default, help: str):
 class RLConfig:
     # ---- data and prompt
     taxonomy: str = _f("profilebench", "Taxonomy YAML path or built-in name.")
-    max_user_tokens: int = _f(384, "Token budget of the rendered user data in the prompt.")
+    max_user_tokens: int = _f(STUDENT_MAX_USER_TOKENS, "Token budget of the rendered user data in the prompt.")
     # ---- rollouts and optimisation
     num_generations: int = _f(4, "Rollouts per user (the group G); at least 2.")
     users_per_step: int = _f(2, "Users (groups) per optimisation step on each process.")

@@ -12,6 +12,7 @@ style) and `w = 1` replays the stage-1 label.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -91,3 +92,20 @@ def prior_from_pseudo(label: str | None, confidence: float, votes: Mapping[str, 
     if label is None:
         return {}
     return {label: max(float(confidence), MIN_VOTE_WEIGHT)}
+
+
+def summarize_pseudo(frame) -> tuple[dict[str, float], dict[str, Prior]]:
+    """(mean pseudo-label confidence per user, prior distribution per user and dimension)."""
+    mean_conf = frame.groupby("user_id")["confidence"].mean().astype(float).to_dict()
+    priors: dict[str, dict[str, dict[str, float]]] = {}
+    has_votes = "votes" in frame.columns
+    for row in frame.itertuples(index=False):
+        votes = None
+        if has_votes and isinstance(row.votes, str):
+            try:
+                votes = json.loads(row.votes)
+            except ValueError:
+                votes = None
+        label = row.label if isinstance(row.label, str) else None
+        priors.setdefault(str(row.user_id), {})[row.dimension] = prior_from_pseudo(label, float(row.confidence), votes if isinstance(votes, dict) else None)
+    return {str(k): v for k, v in mean_conf.items()}, priors

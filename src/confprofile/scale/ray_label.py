@@ -28,8 +28,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from confprofile.answers import answer_rows, answers_frame, label_jobs
 from confprofile.cache import ReplyCache, request_key
 from confprofile.errors import MissingExtraError
+from confprofile.progress import ProgressLog
 from confprofile.prompts import build_messages
 from confprofile.taxonomy import Taxonomy
 from confprofile.teachers.base import TeacherConfig, TeacherReply, TeacherRequest, build_teacher
@@ -148,8 +150,6 @@ def _dispatch(ray, config: TeacherConfig, taxonomy: Taxonomy, pending: list, cac
 def label_users_ray(users, taxonomy: Taxonomy, teacher_configs: list[TeacherConfig], cache_path: str | Path,
                     *, ray_config: RayLabelConfig | None = None, show_progress: bool = True):
     """`label_users` on a Ray cluster: same arguments, same cache, same answers table."""
-    from confprofile.synthesize import _jobs, _progress, _rows, answers_frame
-
     ray = require_ray()
     ray_config = ray_config or RayLabelConfig()
     started_here = not ray.is_initialized()
@@ -160,29 +160,30 @@ def label_users_ray(users, taxonomy: Taxonomy, teacher_configs: list[TeacherConf
     users = list(users)
     rows: list[dict] = []
     try:
-        with ReplyCache(cache_path) as cache, _progress(show_progress) as progress:
-            task = progress.add_task("labelling [ray]", total=len(users) * sum(c.samples for c in teacher_configs), cached=0, failed=0)
+        total = len(users) * sum(c.samples for c in teacher_configs)
+        with ReplyCache(cache_path) as cache, ProgressLog("[label:ray]", total, "requests", enabled=show_progress) as progress:
             counts = {"cached": 0, "failed": 0}
             for config in teacher_configs:
                 teacher = build_teacher(config, taxonomy)  # on the driver only for keys and token counts
                 try:
-                    jobs = _jobs(teacher, users, taxonomy)
+                    jobs = label_jobs(teacher, users, taxonomy)
                 finally:
                     teacher.close()
                 cached = cache.get_many([job.key for job in jobs])
                 pending = [job for job in jobs if not (job.key in cached and cached[job.key].ok)]
                 counts["cached"] += len(jobs) - len(pending)
-                progress.update(task, description=f"labelling [ray: {config.name}]", advance=len(jobs) - len(pending), **counts)
+                progress.describe(f"[label:ray] {config.name}")
+                progress.advance(len(jobs) - len(pending), **counts)
 
                 def on_done(reply: TeacherReply) -> None:
                     counts["failed"] += reply.error is not None or (reply.text is None and reply.label_probs is None)
-                    progress.update(task, advance=1, **counts)
+                    progress.advance(1, **counts)
 
                 if pending:
                     _dispatch(ray, config, taxonomy, pending, cache, ray_config, on_done)
                 final = cache.get_many([job.key for job in jobs])
                 for job in jobs:
-                    rows.extend(_rows(config.name, job, final.get(job.key), taxonomy))
+                    rows.extend(answer_rows(config.name, job, final.get(job.key), taxonomy))
     finally:
         if started_here:
             ray.shutdown()

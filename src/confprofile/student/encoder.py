@@ -5,8 +5,9 @@ users than the teachers labelled. Here the representation is the packaged all-Mi
 plus TF-IDF n-grams of the run's own users; the head is a linear softmax per dimension, fitted with
 L-BFGS (torch) on soft targets (the aggregator's posterior) weighted by the pseudo-label confidence
 and, optionally, class-balanced. Its stated confidence is calibrated without gold on out-of-fold
-users, against the aggregator's posterior of the student's label (`student.calibration`). Stage 2 (`rl.encoder_policy`)
-treats the same head as a policy over labels.
+users, against the aggregator's posterior of the student's label (`student.calibration`). A share
+of the pseudo-labelled users (`validation_share`) is kept out of the heads' fit: stage 2
+(`rl.encoder_policy`), which treats the same head as a policy over labels, picks its checkpoint on them.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class EncoderStudentConfig:
     max_iter: int = field(default=100, metadata={"help": "L-BFGS iterations of a head fit."})
     class_balance: bool = field(default=True, metadata={"help": "Weight each label by the inverse of its pseudo-label mass, so minority labels are not drowned."})
     calibration_folds: int = field(default=4, metadata={"help": "Folds of out-of-fold predictions that fit the label-free confidence calibration (< 2: none)."})
-    seed: int = field(default=0, metadata={"help": "Seed of the calibration folds."})
+    validation_share: float = field(default=0.2, metadata={"help": "Share of the pseudo-labelled users the heads never fit: the label-free validation set on which stage 2 picks its checkpoint and refits the calibration (0: none)."})
+    seed: int = field(default=0, metadata={"help": "Seed of the calibration folds and the validation users."})
 
     @classmethod
     def from_dict(cls, values: dict) -> "EncoderStudentConfig":
@@ -164,9 +166,17 @@ class EncoderStudent(Student):
         ids = [str(u.user_id) for u in users]
         x = self.features(users)
         posterior = pseudo_posteriors(targets, ids, self.taxonomy)
-        self.heads_ = self.fit_on(x, posterior)
+        validation = self.validation_rows(posterior)
+        self.validation_users_ = [ids[i] for i in validation]
+        self.heads_ = self.fit_on(x, posterior, np.setdiff1d(np.arange(len(ids)), validation))
         self.calibration_ = self.fit_calibration(x, posterior)
         return self
+
+    def validation_rows(self, posterior: dict) -> np.ndarray:
+        """A seeded share of the pseudo-labelled rows, kept out of the heads' fit."""
+        labelled = np.flatnonzero(np.any([p.has_row for p in posterior.values()], axis=0))
+        size = int(len(labelled) * self.config.validation_share)
+        return np.sort(np.random.default_rng(self.config.seed + 1).choice(labelled, size, replace=False))
 
     def fit_on(self, x: sp.csr_matrix, posterior: dict, rows: np.ndarray | None = None) -> LinearHeads:
         rows = np.arange(x.shape[0]) if rows is None else rows
@@ -221,6 +231,7 @@ class EncoderStudent(Student):
             joblib.dump({k: v for k, v in vars(self.featurizer).items() if k.endswith("_")}, tmp)
         atomic_write_json(directory / STUDENT_FILE, {
             "family": self.family, "config": asdict(self.config), "calibration": self.calibration_,
+            "validation_users": self.validation_users_,
             "taxonomy": json.loads(self.taxonomy.model_dump_json()),
         })
         return directory
@@ -236,6 +247,7 @@ class EncoderStudent(Student):
         vars(student.featurizer).update(joblib.load(directory / "featurizer.joblib"))
         student.heads_ = LinearHeads.from_state(torch.load(directory / "heads.pt"))
         student.calibration_ = {dim: list(v) for dim, v in note["calibration"].items()}
+        student.validation_users_ = note.get("validation_users", [])
         return student
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from confprofile.prompts import STUDENT_MAX_USER_TOKENS
 from confprofile.student.base import STUDENTS, Student
 from confprofile.taxonomy import Taxonomy
 
@@ -29,7 +30,7 @@ class LLMStudent(Student):
 
     @property
     def max_user_tokens(self) -> int:
-        return int(self.options.get("max_user_tokens", 256))
+        return int(self.options.get("max_user_tokens", STUDENT_MAX_USER_TOKENS))
 
     def sft_records(self, users: Sequence, targets: pd.DataFrame, **overrides) -> list[dict]:
         from confprofile.distill import build_sft_records
