@@ -95,13 +95,18 @@ def test_interrupted_stage_resumes_without_redoing_earlier_ones(finished_run, tm
     assert (copy / "metrics.json").exists()
 
 
-def test_changed_config_invalidates_that_stage_and_later(tmp_path):
+def test_changed_config_invalidates_that_stage_and_what_reads_it(tmp_path):
     config = mini_config(tmp_path / "run")
     run = pipeline.Run(config)
-    before = {s: run.fingerprint(s, "") for s in STAGES}
-    config.distill["epochs"] = 2
-    after = {s: run.fingerprint(s, "") for s in STAGES}
-    assert [s for s in STAGES if before[s] != after[s]] == ["distill"]  # chaining passes it on downstream
+
+    def changed(edit) -> list[str]:
+        before = {s: run.fingerprint(s) for s in STAGES}
+        edit()
+        return [s for s in STAGES if before[s] != run.fingerprint(s)]
+
+    assert changed(lambda: config.rl.update(max_steps=2)) == ["rl", "profiles", "evaluate", "report"]  # not the supervised reference
+    assert changed(lambda: config.distill.update(epochs=2)) == ["distill", "rl", "profiles", "upper_bound", "evaluate", "report"]
+    assert changed(lambda: config.aggregate.options.update(keep_threshold=0.2)) == ["aggregate", "distill", "rl", "profiles", "evaluate", "report"]
 
 
 def test_bad_config_names_the_field(tmp_path):

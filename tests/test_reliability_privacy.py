@@ -177,7 +177,7 @@ def test_pipeline_privacy_section(tmp_path):
         assert stages.run_label(run) == ["answers.parquet"]
         _assert_redacted(_sent(server))
     off = PipelineConfig.from_yaml(path).model_copy(update={"privacy": config.privacy.model_copy(update={"redact": False})})
-    assert Run(off).fingerprint("label", "x") != run.fingerprint("label", "x")  # toggling it re-labels
+    assert Run(off).fingerprint("label") != run.fingerprint("label")  # toggling it re-labels
 
 
 # ---- the data block ----------------------------------------------------------------------------------

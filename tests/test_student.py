@@ -51,7 +51,7 @@ def noisy_pseudo(gold: dict, accuracy: float, seed: int, confidence: float | Non
 
 
 def lexical_student(**options) -> EncoderStudent:
-    return EncoderStudent(TAXONOMY, EncoderStudentConfig(features=FeatureConfig(encoder="", min_df=1), **options))
+    return EncoderStudent(TAXONOMY, EncoderStudentConfig(features=FeatureConfig(encoder="", min_df=1), feature_candidates=[], **options))
 
 
 def accuracy(frame: pd.DataFrame, gold: dict) -> float:
@@ -84,6 +84,16 @@ def test_weight_zero_leaves_an_example_out_and_soft_targets_change_the_fit():
     softer.featurizer = base.featurizer
     softer.fit(users, soft)
     assert not np.allclose(base.heads_.weight.detach().numpy(), softer.heads_.weight.detach().numpy(), atol=1e-3)
+
+
+def test_feature_candidates_are_chosen_on_the_validation_pseudo_labels_without_gold():
+    users, gold = planted(120, 17)
+    blind = FeatureConfig(encoder="", lexical_features=1, min_df=1)  # one n-gram: cannot see the planted words
+    seeing = FeatureConfig(encoder="", min_df=1)
+    student = EncoderStudent(TAXONOMY, EncoderStudentConfig(features=blind, feature_candidates=[seeing]))
+    student.fit(users, noisy_pseudo(gold, 0.8, 9))
+    assert student.feature_scores_[1] > student.feature_scores_[0] and student.config.features == seeing
+    assert student.featurizer.vectorizer_.max_features is None or student.featurizer.vectorizer_.max_features > 1
 
 
 def test_save_and_load_give_identical_predictions(tmp_path):

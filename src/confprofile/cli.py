@@ -32,11 +32,11 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
 from confprofile.aggregate.cli import aggregate_command  # noqa: E402
 from confprofile.bench.importers import import_app  # noqa: E402
 from confprofile.bench.profilebench import generate_command  # noqa: E402
-from confprofile.distill import distill_command, sft_command  # noqa: E402
+from confprofile.distill import sft_command  # noqa: E402
 from confprofile.evaluate import evaluate_command  # noqa: E402
 from confprofile.pipeline import quickstart_command, report_command, run_command  # noqa: E402
-from confprofile.predict import predict_command  # noqa: E402
 from confprofile.rl.command import rl_command  # noqa: E402
+from confprofile.student.commands import distill_command, predict_command  # noqa: E402
 from confprofile.synthesize import label_command  # noqa: E402
 
 app.command("generate", help="Generate a synthetic ProfileBench split (users, gold, taxonomy, card).")(generate_command)
@@ -46,7 +46,7 @@ app.command("aggregate", help="Vote teacher answers into calibrated pseudo-label
 app.command("sft", help="Build sft.jsonl (chat records + confidence weights) from users and pseudo-labels.")(sft_command)
 app.command("distill", help="Confidence-weighted SFT of a student (tiny, smollm2 or an HF dir) on sft.jsonl.")(distill_command)
 app.command("rl", help="Confidence-guided unsupervised GRPO of the SFT student (group voting, difficulty filter, collapse guards).")(rl_command)
-app.command("predict", help="Batched student predictions into predictions.parquet (abstains on unparseable output).")(predict_command)
+app.command("predict", help="Profiles of a users file of any size by a student, streamed in chunks, resumable.")(predict_command)
 app.command("evaluate", help="Score predictions against gold: P/R/F1, macro F1, coverage, ECE, Brier, AUROC.")(evaluate_command)
 app.command("run", help="Run every stage from one YAML config into a run directory (resumable).")(run_command)
 app.command("quickstart", help="The CPU demo: synthetic users, packaged teachers, voting, SFT, RL, evaluation, report.")(quickstart_command)

@@ -184,7 +184,7 @@ class DistillConfig:
     student: str = field(default="tiny", metadata={"help": "'tiny' (Qwen3 from config, tokenizer trained on the SFT texts), 'smollm2', or a local HF dir."})
     epochs: float = field(default=5.0, metadata={"help": "Passes over the SFT records."})
     lr: float = field(default=1e-3, metadata={"help": "Peak learning rate (cosine schedule, 5% warmup). ~1e-3 tiny, ~2e-4 LoRA, ~2e-5 full FT."})
-    warmup: float = field(default=0.05, metadata={"help": "Warmup as a fraction of the steps (a constant LR collapsed tiny students: CPU-STACK.md)."})
+    warmup: float = field(default=0.05, metadata={"help": "Warmup as a fraction of the steps (a constant LR collapsed tiny students: docs/cpu.md)."})
     batch_size: int = field(default=8, metadata={"help": "Sequences per device step."})
     grad_accum: int = field(default=1, metadata={"help": "Steps accumulated per optimiser update."})
     lora_r: int = field(default=0, metadata={"help": "LoRA rank; 0 trains all parameters."})
@@ -359,49 +359,3 @@ def _save_final(trainer, tokenizer, out: Path, base: Path, note: dict) -> None:
         os.replace(item, out / item.name)
     partial.rmdir()
     atomic_write_json(out / STUDENT_NOTE, {"base": str(Path(base).resolve()), "adapter": adapter, **note})
-
-
-def distill_command(
-    sft: Path | None = typer.Option(None, help="sft.jsonl from `confprofile sft` (LLM students)."),
-    out: Path = typer.Option(..., help="Student directory (HF checkpoint or LoRA adapter; checkpoints under OUT/checkpoints)."),
-    student: str = typer.Option("tiny", help="'tiny', 'smollm2', or a local HF model directory."),
-    epochs: float = typer.Option(5.0, help="Passes over the records."),
-    lr: float | None = typer.Option(None, help="Peak learning rate (default: 1e-3 tiny, 2e-4 LoRA, 2e-5 full)."),
-    batch_size: int = typer.Option(8, help="Sequences per step."),
-    grad_accum: int = typer.Option(1, help="Gradient accumulation steps."),
-    lora_r: int | None = typer.Option(None, help="LoRA rank (default: 0 for tiny, 8 otherwise; 0 = full fine-tune)."),
-    lora_alpha: int = typer.Option(16, help="LoRA alpha."),
-    merge_lora: bool = typer.Option(True, help="Merge LoRA on save, or keep the adapter."),
-    max_length: int = typer.Option(2048, help="Longest tokenised record."),
-    save_steps: int = typer.Option(200, help="Checkpoint every N steps."),
-    resume: bool = typer.Option(True, help="Resume from the last checkpoint under OUT/checkpoints."),
-    seed: int = typer.Option(0, help="Random seed."),
-    users: Path | None = typer.Option(None, help="Encoder student: the pseudo-labelled users (users.jsonl / CSV / Parquet)."),
-    pseudo_labels: Path | None = typer.Option(None, "--pseudo-labels", help="Encoder student: pseudo_labels.parquet."),
-    unlabeled: Path | None = typer.Option(None, help="Encoder student: more users (no labels) for its lexical vocabulary."),
-    taxonomy: str = typer.Option("profilebench", help="Encoder student: built-in taxonomy name or YAML path."),
-) -> None:
-    """Confidence-weighted SFT of a student: an LLM on sft.jsonl, or `--student encoder` on users + pseudo-labels."""
-    if student == "encoder":
-        from confprofile.data import load_users
-        from confprofile.rl.command import load_pseudo
-        from confprofile.student import EncoderStudent
-
-        if users is None or pseudo_labels is None:
-            raise InputError(None, None, "--users/--pseudo-labels", "the encoder student learns from users and their pseudo-labels")
-        train = load_users(users)
-        model = EncoderStudent(Taxonomy.load(taxonomy), cache_path=out / "embeddings.npz")
-        model.fit(train, load_pseudo(pseudo_labels), vocabulary_users=train + (load_users(unlabeled) if unlabeled else []))
-        model.save(out)
-        typer.echo(f"student -> {out}")
-        return
-    if sft is None:
-        raise InputError(None, None, "--sft", "an LLM student learns from sft.jsonl (see `confprofile sft`)")
-    tiny = student.lower() == "tiny"
-    lora_r = (0 if tiny else 8) if lora_r is None else lora_r
-    lr = lr if lr is not None else (1e-3 if tiny else 2e-4 if lora_r else 2e-5)
-    config = DistillConfig(student=student, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
-                           lora_r=lora_r, lora_alpha=lora_alpha, merge_lora=merge_lora, max_length=max_length,
-                           save_steps=save_steps, resume=resume, seed=seed)
-    train_student(load_sft(sft), out, config)
-    typer.echo(f"student -> {out}")

@@ -147,7 +147,7 @@ def build_tiny_student(
 ) -> Path:
     """Build a randomly initialised tiny Qwen3 + its tokenizer into `out_dir`; return the directory.
 
-    Recipe measured in CPU-STACK.md: 128 hidden, 2 layers, 4 heads (2 KV heads, head_dim 32),
+    Recipe measured in docs/cpu.md: 128 hidden, 2 layers, 4 heads (2 KV heads, head_dim 32),
     intermediate 3x hidden, tied embeddings, fp32. Seconds per epoch on CPU; for tests and demos.
     """
     import torch

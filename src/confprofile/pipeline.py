@@ -1,10 +1,12 @@
 """Run every stage from one YAML config into a run directory, resumably.
 
-Stages run in order: data -> label -> aggregate -> distill -> rl -> profiles -> upper_bound -> evaluate -> report.
-Each stage has a fingerprint (its config section, the fingerprints of the stages before it and,
-for `data`, the input files' hashes) kept in `stages.json`. A rerun skips every stage whose
-fingerprint and outputs are unchanged; `from_stage` redoes from there. Long stages resume inside
-themselves (the label cache, training checkpoints), so an interrupted run loses little.
+Stages run in order: data -> label -> aggregate -> distill -> rl -> profiles -> upper_bound -> evaluate -> report,
+as declared once in `stages.STAGES`. Each stage has a fingerprint (its config section, the
+fingerprints of the stages whose files it reads and, for `data`, the input files' hashes) kept in
+`stages.json`. A rerun skips every stage whose fingerprint and outputs are unchanged, so editing
+`rl` reruns rl and what reads it, not the supervised reference; `from_stage` redoes from there.
+Long stages resume inside themselves (the label cache, training checkpoints, finished chunks), so
+an interrupted run loses little.
 
 Only `data.users` is required. Label-free boundary: only `upper_bound` (flagged as supervised) and
 `evaluate` read gold, and both are skipped, with a line saying why, when there is none.
@@ -23,12 +25,13 @@ from typing import Any
 import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from confprofile import stages as stage_table
 from confprofile.errors import InputError
 from confprofile.files import atomic_write_json, read_yaml
 from confprofile.split import DataConfig, GenerateConfig, LabelConfig
 from confprofile.teachers.base import TeacherConfig
 
-STAGES = ["data", "label", "aggregate", "distill", "rl", "profiles", "upper_bound", "evaluate", "report"]
+STAGES = [stage.name for stage in stage_table.STAGES]
 
 
 class AggregateConfig(BaseModel):
@@ -91,6 +94,9 @@ def _file_hash(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+_SPECS = {stage.name: stage for stage in stage_table.STAGES}
+
+
 class Run:
     """A run directory and its stage bookkeeping (`stages.json`)."""
 
@@ -104,17 +110,17 @@ class Run:
     def path(self, name: str) -> Path:
         return self.dir / name
 
-    def fingerprint(self, stage: str, previous: str) -> str:
-        section = {"data": (self.config.data, self.config.label), "label": (self.config.teachers, self.config.taxonomy,  # privacy only when on: older runs keep their fingerprints
-                                             *([self.config.privacy] if self.config.privacy.redact else [])),
-                   "aggregate": self.config.aggregate, "distill": self.config.distill, "rl": self.config.rl,
-                   "profiles": self.config.profiles, "upper_bound": self.config.upper_bound}.get(stage)
+    def fingerprint(self, stage: str) -> str:
+        """Hash of the stage's config section, the fingerprints of the stages it reads, the seed and,
+        for `data`, the input files' contents."""
+        spec = _SPECS[stage]
         extra = {}
         if stage == "data":
             extra = {k: _file_hash(Path(v)) for k, v in self.config.data.model_dump().items()
                      if isinstance(v, str) and Path(v).is_file()}
-        dumped = section.model_dump() if isinstance(section, BaseModel) else json.loads(json.dumps(section, default=lambda o: o.model_dump()))
-        return _hash([stage, previous, dumped, extra, self.config.seed])
+        section = json.loads(json.dumps(spec.config(self.config), default=lambda o: o.model_dump()))
+        upstream = {name: self.fingerprint(name) for name in spec.reads}
+        return _hash([stage, upstream, section, extra, self.config.seed])
 
     def is_done(self, stage: str, fingerprint: str) -> bool:
         entry = self.state.get(stage)
@@ -137,29 +143,25 @@ class Run:
 
 def run(config: PipelineConfig | str | Path, from_stage: str | None = None, log: Callable[[str], None] = print) -> Path:
     """Run (or resume) every stage; returns the run directory."""
-    from confprofile import stages
-
     if not isinstance(config, PipelineConfig):
         config = PipelineConfig.from_yaml(config)
     if from_stage is not None and from_stage not in STAGES:
         raise InputError(None, None, "--from", f"unknown stage {from_stage!r}; stages: {', '.join(STAGES)}")
     current = Run(config)
-    previous = ""
     forced = False
-    for stage in STAGES:
-        fingerprint = current.fingerprint(stage, previous)
-        previous = fingerprint
-        forced = forced or stage == from_stage
-        if not forced and current.is_done(stage, fingerprint):
-            log(f"[{stage}] up to date, skipped")
+    for stage in stage_table.STAGES:
+        fingerprint = current.fingerprint(stage.name)
+        forced = forced or stage.name == from_stage
+        if not forced and current.is_done(stage.name, fingerprint):
+            log(f"[{stage.name}] up to date, skipped")
             continue
-        log(f"[{stage}] running")
-        current.mark_started(stage, fingerprint, stages.WORK_DIRS.get(stage))
+        log(f"[{stage.name}] running")
+        current.mark_started(stage.name, fingerprint, stage.work_dir)
         started = time.perf_counter()
-        outputs = getattr(stages, f"run_{stage}")(current)
+        outputs = stage.run(current)
         seconds = time.perf_counter() - started
-        current.mark_done(stage, fingerprint, outputs, seconds)
-        log(f"[{stage}] done in {seconds:.1f} s")
+        current.mark_done(stage.name, fingerprint, outputs, seconds)
+        log(f"[{stage.name}] done in {seconds:.1f} s")
     return current.dir
 
 

@@ -13,8 +13,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-import typer
-
 from confprofile.prompts import STUDENT_MAX_USER_TOKENS
 from confprofile.student.base import PREDICTION_COLUMNS
 from confprofile.taxonomy import UNKNOWN, Taxonomy
@@ -152,28 +150,3 @@ def predict(
             rows.append({"user_id": str(user.user_id), "dimension": dim, "label": label,
                          "confidence": float(confidence), "rationale": rationale, "model": name})
     return pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
-
-
-def predict_command(
-    model: Path = typer.Option(..., help="Student directory from `confprofile distill` or `rl` (encoder student, full LLM or LoRA adapter)."),
-    users: list[Path] = typer.Option(..., help="users.jsonl (or CSV/Parquet) to profile; repeat for several files."),
-    out: Path = typer.Option(..., help="Where to write the profiles (Parquet; a .jsonl twin with one user a line beside it)."),
-    taxonomy: str = typer.Option("profilebench", help="Built-in taxonomy name or a taxonomy YAML path (LLM students)."),
-    chunk_users: int = typer.Option(10000, min=1, help="Users per chunk: memory stays flat, and a rerun after an interrupt resumes at the first unfinished chunk."),
-    engine: str = typer.Option("local", help="local, or ray (Ray Data map_batches over a cluster; needs the `ray` extra)."),
-    batch_size: int = typer.Option(16, help="Users per generation batch (LLM students)."),
-    samples: int = typer.Option(1, help="1 = greedy; k > 1 = k samples with confidence-weighted self-consistency (LLM students)."),
-    temperature: float = typer.Option(0.7, help="Sampling temperature when samples > 1."),
-    max_new_tokens: int = typer.Option(256, help="Longest answer in tokens."),
-    max_user_tokens: int = typer.Option(STUDENT_MAX_USER_TOKENS, help="Token budget for the rendered user data (as in `confprofile sft`)."),
-) -> None:
-    """Profile the users of any size of file with a distilled student, streamed in chunks, resumably."""
-    from confprofile.profiles import ProfileConfig, profile_users
-    from confprofile.student import open_student
-
-    options = {"max_user_tokens": max_user_tokens, "predict": {"batch_size": batch_size, "samples": samples,
-               "temperature": temperature, "max_new_tokens": max_new_tokens}}
-    student = open_student(model, taxonomy=Taxonomy.load(taxonomy), options=options)  # encoders carry their own taxonomy
-    config = ProfileConfig.from_dict({"chunk_users": chunk_users, "engine": engine})
-    counts = profile_users(student, users, out, config, stage=model.name, model_dir=model)
-    typer.echo(f"{counts['users']} users -> {out} and {Path(counts['profiles_jsonl']).name}")

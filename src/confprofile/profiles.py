@@ -94,16 +94,19 @@ def profile_users(student, user_files: Sequence[str | Path], out: str | Path, co
     parts = _parts_dir(out)
     _prepare_parts(parts, {"model": str(Path(model_dir).resolve()) if model_dir else stage, "stage": stage,
                            "chunk_users": config.chunk_users, "inputs": [str(Path(p).resolve()) for p in user_files]})
+    def write_part(path: Path, predictions: pd.DataFrame) -> None:
+        atomic_write_parquet(path, profile_table(with_pseudo_labels(predictions, stage, pseudo)))
+
     if config.engine == "ray":
         from confprofile.scale.ray_profiles import profile_chunks_ray
 
-        profile_chunks_ray(student, user_files, parts, config, stage=stage, pseudo=pseudo)
+        profile_chunks_ray(student, user_files, parts, config.chunk_users, stage=stage, write_part=write_part)
     else:
         with ProgressLog(f"[profiles] {stage}", unit="users") as progress:
             for index, chunk in enumerate(iter_user_chunks(user_files, config.chunk_users)):
                 part = parts / f"{index:06d}.parquet"
                 if not part.exists():  # finished before an interrupt: not redone
-                    atomic_write_parquet(part, profile_table(with_pseudo_labels(student.predict(chunk, model_name=stage), stage, pseudo)))
+                    write_part(part, student.predict(chunk, model_name=stage))
                 progress.advance(len(chunk))
     return join_parts(sorted(parts.glob("*.parquet")), out)
 

@@ -1,7 +1,9 @@
-"""One function per pipeline stage, each reading and writing the run directory's files.
+"""One function per pipeline stage, each reading and writing the run directory's files, and `STAGES`,
+the one table that declares them: the function, the stages whose files it reads and the config
+section it depends on (together its fingerprint), and the folder of resumable work it keeps.
 
-`pipeline.run` calls `run_<stage>(run)` in order; each returns the files it wrote (relative to
-the run directory) so a rerun can check they still exist. Layout of a run directory:
+`pipeline.run` runs the table in order; each function returns the files it wrote (relative to the
+run directory) so a rerun can check they still exist. Layout of a run directory:
 
     train/users.jsonl            label-free training users
     train/gold.jsonl             only with a supervised upper bound (flagged, evaluation side)
@@ -22,17 +24,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
 
-import pandas as pd
-
-from confprofile.errors import InputError
 from confprofile.files import atomic_write_json, atomic_write_jsonl, atomic_write_parquet
 from confprofile.prompts import STUDENT_MAX_USER_TOKENS
 from confprofile.taxonomy import Taxonomy
-
-# Folders a stage resumes from after an interrupt (training checkpoints); discarded when its config changes
-WORK_DIRS = {"distill": "student", "rl": "student_rl", "profiles": "profiles.parquet.parts", "upper_bound": "supervised"}
 
 # Voting variants shown in the stage table: (file name, aggregator, calibrators)
 TABLE_VARIANTS = [
@@ -83,6 +80,8 @@ def run_label(run) -> list[str]:
 def run_aggregate(run) -> list[str]:
     """Label-free: teacher calibration and class balance are fitted on train + test answers together
     (no gold is involved, so this is transductive but not a leak)."""
+    import pandas as pd
+
     from confprofile.aggregate import aggregate, teacher_predictions
     from confprofile.aggregate.stage import run_aggregation
 
@@ -151,6 +150,8 @@ def _predict_test(run, student, name: str) -> list[str]:
 
 
 def run_distill(run) -> list[str]:
+    import pandas as pd
+
     pseudo = pd.read_parquet(run.path("pseudo_labels.parquet"))
     if _is_encoder(run):
         return _fit_and_predict(run, pseudo, "student", run.config.distill)
@@ -162,6 +163,8 @@ def run_distill(run) -> list[str]:
 
 # ---------------------------------------------------------------- stage 2
 def run_rl(run) -> list[str]:
+    import pandas as pd
+
     from confprofile.rl.config import RLConfig
 
     options = dict(run.config.rl)
@@ -188,6 +191,8 @@ def run_rl(run) -> list[str]:
 # ---------------------------------------------------------------- profiles
 def run_profiles(run) -> list[str]:
     """The final student (stage 2 if it ran, else SFT) profiles every user of the run, in chunks."""
+    import pandas as pd
+
     from confprofile.profiles import ProfileConfig, profile_users
     from confprofile.student import open_student
 
@@ -204,6 +209,8 @@ def run_profiles(run) -> list[str]:
 # ---------------------------------------------------------------- supervised reference (uses gold)
 def run_upper_bound(run) -> list[str]:
     """The same student recipe trained on the train users' GOLD labels: a reference, not label-free."""
+    import pandas as pd
+
     from confprofile.data import load_gold
 
     options = dict(run.config.upper_bound)
@@ -230,6 +237,8 @@ def _stage_predictions(run, taxonomy: Taxonomy) -> list[tuple[str, pd.DataFrame,
 
     Roles let a script compare stages without parsing names: baseline, teacher, aggregate (a voting
     variant), pseudo_labels (what the student learnt from), student_sft, student_stage2, supervised."""
+    import pandas as pd
+
     from confprofile.bench.keyword import keyword_predictions
 
     def read(name: str) -> pd.DataFrame | None:
@@ -298,3 +307,36 @@ def run_report(run) -> list[str]:
 
     write_report(run.dir)
     return ["report.html", "checks.json"]
+
+
+# ---------------------------------------------------------------- the stage table
+@dataclass(frozen=True)
+class Stage:
+    """A stage: its function, the stages whose files it reads, the config it depends on and the folder
+    of resumable work it keeps (training checkpoints, finished chunks; discarded when its fingerprint
+    changes). A stage's fingerprint covers its config and the fingerprints of what it reads, so a
+    change reruns exactly the stages downstream of it."""
+
+    name: str
+    run: Callable
+    reads: tuple[str, ...]
+    config: Callable
+    work_dir: str | None = None
+
+
+def _label_config(c):
+    return (c.teachers, c.taxonomy, *([c.privacy] if c.privacy.redact else []))  # privacy only when on: older runs keep their fingerprints
+
+
+STAGES = [
+    Stage("data", run_data, (), lambda c: (c.data, c.label)),
+    Stage("label", run_label, ("data",), _label_config),
+    Stage("aggregate", run_aggregate, ("label",), lambda c: c.aggregate),
+    Stage("distill", run_distill, ("data", "aggregate"), lambda c: c.distill, "student"),
+    Stage("rl", run_rl, ("data", "aggregate", "distill"), lambda c: c.rl, "student_rl"),
+    Stage("profiles", run_profiles, ("data", "aggregate", "distill", "rl"), lambda c: c.profiles, "profiles.parquet.parts"),
+    Stage("upper_bound", run_upper_bound, ("data",), lambda c: (c.taxonomy, c.distill, c.upper_bound), "supervised"),
+    Stage("evaluate", run_evaluate, ("data", "aggregate", "distill", "rl", "upper_bound"), lambda c: c.taxonomy),
+    Stage("report", run_report, ("aggregate", "rl", "profiles", "evaluate"), lambda c: None),
+]
+

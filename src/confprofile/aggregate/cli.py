@@ -26,7 +26,7 @@ def aggregate_command(
     method: str = typer.Option("weighted", "--method", help="majority, weighted or dawid_skene."),
     calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Teacher prior + confidence calibration and class balance."),
     out: Path = typer.Option(Path("pseudo_labels.parquet"), "--out", help="Output pseudo_labels.parquet."),
-    taxonomy: str = typer.Option(None, "--taxonomy", help="Taxonomy YAML or built-in name (fixes label order, drops labels outside it)."),
+    taxonomy: str = typer.Option("profilebench", "--taxonomy", help="Taxonomy YAML or built-in name (fixes label order, drops labels outside it)."),
     keep_threshold: float = typer.Option(0.5, "--keep-threshold", help="Minimum calibrated confidence for kept=true."),
 ) -> None:
     """Vote teacher answers into pseudo-labels and print a per-dimension summary."""
@@ -40,7 +40,7 @@ def aggregate_command(
 
     if method not in AGGREGATORS:
         raise InputError(None, None, "--method", f"unknown method {method!r}; choose from {AGGREGATORS.names()}")
-    tax = Taxonomy.load(taxonomy) if taxonomy else None
+    tax = Taxonomy.load(taxonomy)
     try:
         table, summary = run_aggregation(read_answers(answers), method=method, taxonomy=tax, keep_threshold=keep_threshold,
                                          calibrate=DEFAULT_CALIBRATION if calibrate else ())

@@ -21,26 +21,7 @@ from confprofile.files import atomic_write_json
 from confprofile.rl.config import RLConfig
 from confprofile.rl.filters import quantile_thresholds, select_users
 from confprofile.rl.voting import summarize_pseudo
-
-PSEUDO_COLUMNS = {"user_id", "dimension", "label", "confidence"}
-
-
-def load_pseudo(path: str | Path):
-    """pseudo_labels.parquet as a DataFrame; InputError when unreadable or missing columns."""
-    import pandas as pd
-
-    path = Path(path)
-    try:
-        frame = pd.read_parquet(path)
-    except FileNotFoundError:
-        raise InputError(path, None, None, "file not found") from None
-    except Exception as exc:  # pyarrow raises several types for a non-Parquet file
-        raise InputError(path, None, None, f"not a readable Parquet file ({type(exc).__name__})") from None
-    missing = PSEUDO_COLUMNS - set(frame.columns)
-    if missing:
-        raise InputError(path, None, sorted(missing)[0], f"missing column(s) {sorted(missing)}")
-    return frame
-
+from confprofile.student.targets import load_pseudo
 
 def _resume_counters(log_path: Path) -> dict:
     """The last log row of an interrupted run, to carry its counters over on resume."""

@@ -37,7 +37,7 @@ from confprofile.rl.guards import collapse_reason
 from confprofile.rl.rewards import dimension_score
 from confprofile.rl.voting import summarize_pseudo, vote_dimension
 from confprofile.student.encoder import EncoderStudent, calibrate_against, predict_proba, to_torch
-from confprofile.student.targets import pseudo_posteriors
+from confprofile.student.targets import held_out_score, pseudo_posteriors
 
 
 # Stage-2 settings of the encoder student where a config leaves them unset (RLConfig's own defaults
@@ -144,29 +144,11 @@ def build_pool(student: EncoderStudent, ids: list[str], x, sft_probs: dict, conf
 
 
 def validation_score(heads, pool: Pool) -> float | None:
-    """The aggregator's estimate of the student's accuracy on the held-out pseudo-labelled users,
-    averaged with its estimate of the class-balanced accuracy, over dimensions.
-
-    Accuracy is the posterior mass the aggregate puts on the student's label; the balanced version
-    averages that mass per label (soft recall), so a checkpoint cannot win by dropping minority
-    labels. Label-free: if the pseudo-labels' errors do not depend on the student's, agreement with
-    them rises with the student's true accuracy, so it ranks checkpoints without gold."""
+    """`held_out_score` of the policy on the pool's held-out pseudo-labelled users (None without them)."""
     rows = pool.calibration_rows
     if pool.posterior is None or not len(rows):
         return None
-    scores = []
-    for dim, probs in predict_proba(heads, pool.x[rows]).items():
-        target = pool.posterior[dim]
-        has = target.has_row[rows]
-        if not has.any():
-            continue
-        posterior, chosen = target.posterior[rows][has], probs[has].argmax(1)
-        hit = np.zeros_like(posterior)
-        hit[np.arange(len(chosen)), chosen] = 1.0
-        mass = posterior.sum(0)
-        recall = (posterior * hit).sum(0)[mass > 0] / mass[mass > 0]
-        scores.append(0.5 * (posterior[np.arange(len(chosen)), chosen].mean() + recall.mean()))
-    return float(np.mean(scores)) if scores else None
+    return held_out_score(predict_proba(heads, pool.x[rows]), pool.posterior, rows)
 
 
 def policy_step(student: EncoderStudent, pool: Pool, rows: np.ndarray, config: RLConfig, target_share: dict,

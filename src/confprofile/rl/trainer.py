@@ -93,7 +93,7 @@ def prompt_dataset(users: Sequence, taxonomy: Taxonomy, max_user_tokens: int):
 
 
 def grpo_args(config: RLConfig, output_dir: str, n_processes: int = 1) -> GRPOConfig:
-    """TRL arguments for a config; CPU-safe flags unless a GPU is present (see CPU-STACK.md)."""
+    """TRL arguments for a config; CPU-safe flags unless a GPU is present (see docs/cpu.md)."""
     on_gpu = torch.cuda.is_available()
     return GRPOConfig(
         output_dir=output_dir,

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from confprofile.data import UserRecord, iter_user_chunks
-from confprofile.files import atomic_write_parquet
 from confprofile.progress import ProgressLog
 from confprofile.scale.ray_label import require_ray
 
@@ -42,11 +41,10 @@ class _ProfileActor:
         return pd.concat(frames, ignore_index=True)
 
 
-def profile_chunks_ray(student, user_files: Sequence[str | Path], parts: Path, config, *, stage: str,
-                       pseudo: pd.DataFrame | None, actors: int | None = None, address: str | None = None) -> None:
-    """Write `parts/<n>.parquet` for every chunk not already there, predicting on the cluster."""
-    from confprofile.profiles import profile_table, with_pseudo_labels
-
+def profile_chunks_ray(student, user_files: Sequence[str | Path], parts: Path, chunk_users: int, *, stage: str,
+                       write_part: Callable[[Path, pd.DataFrame], None], actors: int | None = None, address: str | None = None) -> None:
+    """Predict every chunk without a `parts/<n>.parquet` on the cluster; `write_part(path, predictions)`
+    writes each one as it reaches the driver (the local engine's writer)."""
     ray = require_ray()
     started_here = not ray.is_initialized()
     if started_here:
@@ -64,13 +62,12 @@ def profile_chunks_ray(student, user_files: Sequence[str | Path], parts: Path, c
                                       compute=ray.data.ActorPoolStrategy(size=min(actors, len(window))))
             for batch in done.iter_batches(batch_size=None, batch_format="pandas"):
                 for index, frame in batch.groupby("chunk"):
-                    rows = with_pseudo_labels(frame.drop(columns="chunk"), stage, pseudo)
-                    atomic_write_parquet(parts / f"{int(index):06d}.parquet", profile_table(rows))
+                    write_part(parts / f"{int(index):06d}.parquet", frame.drop(columns="chunk"))
                     progress.advance(frame["user_id"].nunique())
             window.clear()
 
         with ProgressLog(f"[profiles:ray] {stage}", unit="users") as progress:
-            for index, chunk in enumerate(iter_user_chunks(user_files, config.chunk_users)):
+            for index, chunk in enumerate(iter_user_chunks(user_files, chunk_users)):
                 if (parts / f"{index:06d}.parquet").exists():
                     progress.advance(len(chunk))
                     continue

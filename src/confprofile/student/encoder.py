@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +26,20 @@ from confprofile.files import atomic_path, atomic_write_json
 from confprofile.student.base import STUDENT_FILE, STUDENTS, Student, prediction_frame
 from confprofile.student.calibration import apply_platt, fit_platt
 from confprofile.student.features import EmbeddingCache, FeatureConfig, Featurizer
-from confprofile.student.targets import pseudo_posteriors
+from confprofile.student.targets import held_out_score, pseudo_posteriors
 from confprofile.taxonomy import Taxonomy
+
+
+# TF-IDF plus the frozen MiniLM embedding at full weight and the label-similarity block: it helped on
+# tweets (pan19 SFT .436 -> .447 F1) and hurt on the demo's users (.401 -> .320-.376), so by default
+# it is a candidate the validation users decide on, per run
+MINILM_FEATURES = FeatureConfig(encoder="all-minilm-l6-v2", encoder_weight=1.0, similarity_weight=0.3)
 
 
 @dataclass
 class EncoderStudentConfig:
-    features: FeatureConfig = field(default_factory=FeatureConfig, metadata={"help": "Encoder and lexical features (see FeatureConfig)."})
+    features: FeatureConfig = field(default_factory=lambda: FeatureConfig(encoder=""), metadata={"help": "Encoder and lexical features (see FeatureConfig); default: TF-IDF n-grams only."})
+    feature_candidates: list[FeatureConfig] = field(default_factory=lambda: [MINILM_FEATURES], metadata={"help": "Other feature settings to try: each is fitted, and the one that scores best on the validation users (held_out_score, no gold) is kept as `features`. Default: TF-IDF + the frozen MiniLM blocks."})
     l2: float = field(default=3e-4, metadata={"help": "L2 penalty on the head's weights (per example, as in scikit-learn's 1/(C n))."})
     max_iter: int = field(default=100, metadata={"help": "L-BFGS iterations of a head fit."})
     class_balance: bool = field(default=True, metadata={"help": "Weight each label by the inverse of its pseudo-label mass, so minority labels are not drowned."})
@@ -43,7 +50,11 @@ class EncoderStudentConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "EncoderStudentConfig":
         values = dict(values)
-        return cls(features=FeatureConfig(**values.pop("features", {})), **values)
+        if "features" in values:
+            values["features"] = FeatureConfig(**values["features"])
+        if "feature_candidates" in values:
+            values["feature_candidates"] = [FeatureConfig(**c) for c in values["feature_candidates"]]
+        return cls(**values)
 
 
 def to_torch(matrix: sp.csr_matrix):
@@ -160,17 +171,33 @@ class EncoderStudent(Student):
 
     # ---- training
     def fit(self, users: Sequence, targets: pd.DataFrame, work_dir=None, vocabulary_users: Sequence | None = None) -> "EncoderStudent":
-        """Fit features (on `vocabulary_users`, default `users`), the heads, then the calibration."""
-        if not hasattr(self.featurizer, "vectorizer_") and not hasattr(self.featurizer, "embedding_mean_"):
-            self.fit_features(vocabulary_users or users)
+        """Fit features (on `vocabulary_users`, default `users`), the heads, then the calibration; with
+        `feature_candidates`, each feature setting in turn, keeping the best on the validation users."""
         ids = [str(u.user_id) for u in users]
-        x = self.features(users)
         posterior = pseudo_posteriors(targets, ids, self.taxonomy)
         validation = self.validation_rows(posterior)
         self.validation_users_ = [ids[i] for i in validation]
-        self.heads_ = self.fit_on(x, posterior, np.setdiff1d(np.arange(len(ids)), validation))
+        fit_rows = np.setdiff1d(np.arange(len(ids)), validation)
+        candidates = [self.config.features, *self.config.feature_candidates]
+        fitted = []  # (score, features, featurizer, x, heads)
+        for features in candidates:
+            if len(candidates) > 1 or not self.fitted_features:
+                self.config, self.featurizer = replace(self.config, features=features), Featurizer(features, self.taxonomy)
+                self.fit_features(vocabulary_users or users)
+            x = self.features(users)
+            heads = self.fit_on(x, posterior, fit_rows)
+            score = held_out_score(predict_proba(heads, x[validation]), posterior, validation) if len(validation) else None
+            fitted.append((score, features, self.featurizer, x, heads))
+        self.feature_scores_ = [score for score, *_ in fitted]
+        best = max(range(len(fitted)), key=lambda i: (fitted[i][0] or 0.0, -i))  # ties: the first
+        _, features, self.featurizer, x, self.heads_ = fitted[best]
+        self.config = replace(self.config, features=features)
         self.calibration_ = self.fit_calibration(x, posterior)
         return self
+
+    @property
+    def fitted_features(self) -> bool:
+        return hasattr(self.featurizer, "vectorizer_") or hasattr(self.featurizer, "embedding_mean_")
 
     def validation_rows(self, posterior: dict) -> np.ndarray:
         """A seeded share of the pseudo-labelled rows, kept out of the heads' fit."""
@@ -231,7 +258,7 @@ class EncoderStudent(Student):
             joblib.dump({k: v for k, v in vars(self.featurizer).items() if k.endswith("_")}, tmp)
         atomic_write_json(directory / STUDENT_FILE, {
             "family": self.family, "config": asdict(self.config), "calibration": self.calibration_,
-            "validation_users": self.validation_users_,
+            "validation_users": self.validation_users_, "feature_scores": self.feature_scores_,
             "taxonomy": json.loads(self.taxonomy.model_dump_json()),
         })
         return directory
@@ -248,6 +275,7 @@ class EncoderStudent(Student):
         student.heads_ = LinearHeads.from_state(torch.load(directory / "heads.pt"))
         student.calibration_ = {dim: list(v) for dim, v in note["calibration"].items()}
         student.validation_users_ = note.get("validation_users", [])
+        student.feature_scores_ = note.get("feature_scores", [])
         return student
 
 

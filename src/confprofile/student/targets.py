@@ -12,11 +12,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from confprofile.errors import InputError
 from confprofile.taxonomy import UNKNOWN, Taxonomy
+
+PSEUDO_COLUMNS = {"user_id", "dimension", "label", "confidence"}
 
 
 @dataclass
@@ -62,3 +66,41 @@ def pseudo_posteriors(targets: pd.DataFrame, users: Sequence[str], taxonomy: Tax
             has_row[i] = True
         out[dim.name] = PseudoPosterior(labels, posterior, weight, has_row)
     return out
+
+
+def held_out_score(probs: dict[str, np.ndarray], posterior: dict[str, PseudoPosterior], rows: np.ndarray) -> float | None:
+    """The aggregator's estimate of a student's accuracy on held-out pseudo-labelled `rows`, averaged
+    with its estimate of the class-balanced accuracy, over dimensions (`probs`: the student's (rows, K)).
+
+    Accuracy is the posterior mass the aggregate puts on the student's label; the balanced version
+    averages that mass per label (soft recall), so a model cannot win by dropping minority labels.
+    Label-free: if the pseudo-labels' errors do not depend on the student's, agreement with them
+    rises with the student's true accuracy, so it ranks models without gold."""
+    scores = []
+    for dim, p in probs.items():
+        target = posterior[dim]
+        has = target.has_row[rows]
+        if not has.any():
+            continue
+        mass, chosen = target.posterior[rows][has], p[has].argmax(1)
+        hit = np.zeros_like(mass)
+        hit[np.arange(len(chosen)), chosen] = 1.0
+        per_label = mass.sum(0)
+        recall = (mass * hit).sum(0)[per_label > 0] / per_label[per_label > 0]
+        scores.append(0.5 * (mass[np.arange(len(chosen)), chosen].mean() + recall.mean()))
+    return float(np.mean(scores)) if scores else None
+
+
+def load_pseudo(path: str | Path):
+    """pseudo_labels.parquet as a DataFrame; InputError when unreadable or missing columns."""
+    path = Path(path)
+    try:
+        frame = pd.read_parquet(path)
+    except FileNotFoundError:
+        raise InputError(path, None, None, "file not found") from None
+    except Exception as exc:  # pyarrow raises several types for a non-Parquet file
+        raise InputError(path, None, None, f"not a readable Parquet file ({type(exc).__name__})") from None
+    missing = PSEUDO_COLUMNS - set(frame.columns)
+    if missing:
+        raise InputError(path, None, sorted(missing)[0], f"missing column(s) {sorted(missing)}")
+    return frame

@@ -2,7 +2,7 @@
 
 - `mode: generate` writes the JSON answer from the prompt's chat messages: length-sorted batches,
   left padding, sampling seeded per (user, sample) so samples differ but a rerun repeats them.
-- `mode: score` is for small models that cannot write JSON reliably (see CPU-STACK.md): the model
+- `mode: score` is for small models that cannot write JSON reliably (see docs/cpu.md): the model
   reads the prompt once and, for every dimension, we measure the log-probability of each label as
   the start of its JSON answer (`{"gender": {"label": "male"`), up to the token that tells it apart
   from the other labels (the rest would be forced by constrained decoding). A softmax over a

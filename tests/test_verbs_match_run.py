@@ -1,0 +1,72 @@
+"""Each stage through its verb gives what `confprofile run` gives with the same settings: the front
+doors are thin adapters over one function per stage, so their defaults cannot drift apart."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from confprofile import pipeline
+from confprofile.bench.profilebench import generate
+from confprofile.cli import app
+from confprofile.files import atomic_write_jsonl
+from confprofile.pipeline import PipelineConfig
+
+TEACHER = {"name": "embedding", "backend": "embedding", "model": "all-minilm-l6-v2", "temperature": 0.0, "max_user_tokens": 64}
+RL = {"num_train_epochs": 1, "num_generations": 4, "users_per_step": 8}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    root = tmp_path_factory.mktemp("verbs")
+    users, _ = generate(50, 43)
+    atomic_write_jsonl(root / "users.jsonl", users)
+    (root / "teachers.yaml").write_text(json.dumps({"teachers": [TEACHER]}))
+    (root / "rl.yaml").write_text(json.dumps(RL))
+    config = PipelineConfig.model_validate({
+        "run_dir": str(root / "run"), "data": {"users": str(root / "users.jsonl")}, "label": {"max_users": 30},
+        "teachers": [TEACHER], "distill": {"student": "encoder"}, "rl": RL, "profiles": {"chunk_users": 20},
+    })
+    return root, pipeline.run(config, log=lambda line: None)
+
+
+def invoke(*args: str) -> None:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+
+
+def sorted_frame(path, keys) -> pd.DataFrame:
+    return pd.read_parquet(path).sort_values(keys).reset_index(drop=True)
+
+
+@pytest.mark.slow
+def test_label_and_aggregate_verbs_match_the_run(finished):
+    root, run = finished
+    invoke("label", "--users", str(run / "train/users.jsonl"), "--teachers", str(root / "teachers.yaml"), "--out", str(root / "answers.parquet"))
+    keys = ["user_id", "teacher", "sample", "dimension"]
+    pd.testing.assert_frame_equal(sorted_frame(root / "answers.parquet", keys), sorted_frame(run / "answers.parquet", keys))
+    invoke("aggregate", "--answers", str(run / "answers.parquet"), "--out", str(root / "pseudo.parquet"))
+    keys = ["user_id", "dimension"]
+    pd.testing.assert_frame_equal(sorted_frame(root / "pseudo.parquet", keys), sorted_frame(run / "pseudo_labels.parquet", keys))
+
+
+@pytest.mark.slow
+def test_distill_rl_and_predict_verbs_match_the_run(finished):
+    root, run = finished
+    train, unlabeled = run / "train/users.jsonl", run / "unlabeled/users.jsonl"
+    invoke("distill", "--student", "encoder", "--users", str(train), "--pseudo-labels", str(run / "pseudo_labels.parquet"),
+           "--unlabeled", str(unlabeled), "--out", str(root / "student"))
+    pool = root / "pool.jsonl"
+    pool.write_text(train.read_text() + unlabeled.read_text())
+    invoke("rl", "--model", str(root / "student"), "--users", str(pool), "--pseudo", str(run / "pseudo_labels.parquet"),
+           "--config", str(root / "rl.yaml"), "--out", str(root / "student_rl"))
+    assert json.loads((root / "student_rl/rl_summary.json").read_text())["validation_scores"] == \
+        json.loads((run / "rl_summary.json").read_text())["validation_scores"]
+    invoke("predict", "--model", str(root / "student_rl"), "--users", str(train), "--users", str(unlabeled),
+           "--out", str(root / "profiles.parquet"), "--chunk-users", "20")
+    verb, staged = (sorted_frame(p, ["user_id", "dimension"]) for p in (root / "profiles.parquet", run / "profiles.parquet"))
+    assert len(verb) == 50 * 6
+    pd.testing.assert_frame_equal(verb[["user_id", "dimension", "label", "confidence"]], staged[["user_id", "dimension", "label", "confidence"]])
