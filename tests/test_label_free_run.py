@@ -153,6 +153,14 @@ def test_profiles_resume_after_an_interrupt_without_redoing_chunks_and_write_eve
     other = CountingStudent()  # other settings (chunk size) discard the old chunks instead of mixing them in
     profile_users(other, [tmp_path / "users.jsonl"], tmp_path / "profiles.parquet", ProfileConfig(chunk_users=25), stage="s")
     assert other.calls == 4
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "heads.pt").write_text("v1")
+    profile_users(CountingStudent(), [tmp_path / "users.jsonl"], tmp_path / "profiles.parquet", ProfileConfig(chunk_users=25), stage="s", model_dir=model)
+    (model / "heads.pt").write_text("v2, retrained in place")
+    retrained = CountingStudent()
+    profile_users(retrained, [tmp_path / "users.jsonl"], tmp_path / "profiles.parquet", ProfileConfig(chunk_users=25), stage="s", model_dir=model)
+    assert retrained.calls == 4  # a model rewritten at the same path does not reuse the old chunks
 
 
 def test_a_user_id_repeated_across_chunks_is_an_input_error(tmp_path):

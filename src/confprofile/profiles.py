@@ -74,6 +74,18 @@ def _parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
+def file_stamp(path: Path) -> list:
+    """What changes when a file is rewritten: its path, size and modification time."""
+    stat = path.stat()
+    return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
+
+
+def model_stamp(directory: str | Path) -> list:
+    """The stamps of a model directory's files: a student retrained in place does not reuse old chunks."""
+    directory = Path(directory)
+    return [file_stamp(f) for f in sorted(directory.iterdir()) if f.is_file()] if directory.is_dir() else [str(directory)]
+
+
 def _prepare_parts(parts: Path, manifest: dict) -> None:
     """Keep the finished chunks of an interrupted run with the same settings; discard any others."""
     note = parts / "manifest.json"
@@ -92,8 +104,8 @@ def profile_users(student, user_files: Sequence[str | Path], out: str | Path, co
     config = config or ProfileConfig()
     out = Path(out)
     parts = _parts_dir(out)
-    _prepare_parts(parts, {"model": str(Path(model_dir).resolve()) if model_dir else stage, "stage": stage,
-                           "chunk_users": config.chunk_users, "inputs": [str(Path(p).resolve()) for p in user_files]})
+    _prepare_parts(parts, {"model": model_stamp(model_dir) if model_dir else stage, "stage": stage,
+                           "chunk_users": config.chunk_users, "inputs": [file_stamp(Path(p)) for p in user_files]})
     def write_part(path: Path, predictions: pd.DataFrame) -> None:
         atomic_write_parquet(path, profile_table(with_pseudo_labels(predictions, stage, pseudo)))
 

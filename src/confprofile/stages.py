@@ -194,11 +194,10 @@ def run_profiles(run) -> list[str]:
     import pandas as pd
 
     from confprofile.profiles import ProfileConfig, profile_users
-    from confprofile.student import open_student
 
     name, stage = ("student_rl", "student_stage2") if run.path("student_rl").exists() else ("student", "student_sft")
     files = [run.path(f"{split}/users.jsonl") for split in ("train", "test", "unlabeled") if run.path(f"{split}/users.jsonl").exists()]
-    student = open_student(run.path(name), taxonomy=_taxonomy(run), options=run.config.distill)  # no embedding cache: flat memory
+    student = _open_student(run, name)  # the run's embedding cache already holds every user the students saw
     pseudo = pd.read_parquet(run.path("pseudo_labels.parquet"))
     counts = profile_users(student, files, run.path("profiles.parquet"), ProfileConfig.from_dict(run.config.profiles),
                            stage=stage, pseudo=pseudo, model_dir=run.path(name))

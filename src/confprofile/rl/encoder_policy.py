@@ -198,6 +198,8 @@ def train_encoder_stage2(student: EncoderStudent, users: Sequence, out: str | Pa
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
     ids, x = [str(u.user_id) for u in users], student.features(users)
+    sft = student.heads_.state()  # kept when no epoch beats it on the validation users
+    student.heads_ = type(student.heads_).from_state(student.holdout_heads_.state())  # the start that never saw them
     sft_probs = predict_proba(student.heads_, x)
     pool = build_pool(student, ids, x, sft_probs, config, pseudo, rng)
     target_share = {dim: dict(zip(student.taxonomy.dimension(dim).label_names, p.mean(0))) for dim, p in sft_probs.items()}
@@ -211,7 +213,8 @@ def train_encoder_stage2(student: EncoderStudent, users: Sequence, out: str | Pa
     log_path.write_text("", encoding="utf-8")
     agreements, entropies, stop_reason, no_signal, step, rollouts = [], [], None, 0, 0, 0
     healthy = student.heads_.state()  # restored when a guard stops the run
-    checkpoints = [(validation_score(student.heads_, pool), 0, healthy)]  # (score, epoch, weights); epoch 0 = SFT
+    # (score, epoch, weights); epoch 0 is the SFT student, scored by its heads fitted without the validation users
+    checkpoints = [(validation_score(student.heads_, pool), 0, sft)]
     while step < total_steps and not stop_reason:
         if step % per_epoch == 0:
             order = rng.permutation(pool.kept)
@@ -245,7 +248,7 @@ def train_encoder_stage2(student: EncoderStudent, users: Sequence, out: str | Pa
     chosen_score, chosen_epoch, chosen = checkpoints[0]
     if chosen_score is not None:  # the best checkpoint on the held-out pseudo-labels (ties: the earliest)
         chosen_score, chosen_epoch, chosen = max(checkpoints, key=lambda c: (c[0], -c[1]))
-        student.heads_ = type(student.heads_).from_state(chosen)
+    student.heads_ = type(student.heads_).from_state(chosen)
     if pool.posterior is not None and len(pool.calibration_rows) and chosen_epoch > 0:  # else SFT's calibration stays
         rows = pool.calibration_rows
         probs = predict_proba(student.heads_, pool.x[rows])

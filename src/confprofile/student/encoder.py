@@ -30,16 +30,13 @@ from confprofile.student.targets import held_out_score, pseudo_posteriors
 from confprofile.taxonomy import Taxonomy
 
 
-# TF-IDF plus the frozen MiniLM embedding at full weight and the label-similarity block: it helped on
-# tweets (pan19 SFT .436 -> .447 F1) and hurt on the demo's users (.401 -> .320-.376), so by default
-# it is a candidate the validation users decide on, per run
-MINILM_FEATURES = FeatureConfig(encoder="all-minilm-l6-v2", encoder_weight=1.0, similarity_weight=0.3)
+HOLDOUT_HEADS = "heads_without_validation.pt"  # stage 2's start: the heads fitted without the validation users
 
 
 @dataclass
 class EncoderStudentConfig:
     features: FeatureConfig = field(default_factory=lambda: FeatureConfig(encoder=""), metadata={"help": "Encoder and lexical features (see FeatureConfig); default: TF-IDF n-grams only."})
-    feature_candidates: list[FeatureConfig] = field(default_factory=lambda: [MINILM_FEATURES], metadata={"help": "Other feature settings to try: each is fitted, and the one that scores best on the validation users (held_out_score, no gold) is kept as `features`. Default: TF-IDF + the frozen MiniLM blocks."})
+    feature_candidates: list[FeatureConfig] = field(default_factory=list, metadata={"help": "Other feature settings to try: each is fitted, and the one that scores best on the validation users (held_out_score, no gold) is kept as `features`. Biased towards the teachers' own representation: a MiniLM block agrees with MiniLM teachers' errors (docs/students.md)."})
     l2: float = field(default=3e-4, metadata={"help": "L2 penalty on the head's weights (per example, as in scikit-learn's 1/(C n))."})
     max_iter: int = field(default=100, metadata={"help": "L-BFGS iterations of a head fit."})
     class_balance: bool = field(default=True, metadata={"help": "Weight each label by the inverse of its pseudo-label mass, so minority labels are not drowned."})
@@ -190,8 +187,11 @@ class EncoderStudent(Student):
             fitted.append((score, features, self.featurizer, x, heads))
         self.feature_scores_ = [score for score, *_ in fitted]
         best = max(range(len(fitted)), key=lambda i: (fitted[i][0] or 0.0, -i))  # ties: the first
-        _, features, self.featurizer, x, self.heads_ = fitted[best]
+        _, features, self.featurizer, x, self.holdout_heads_ = fitted[best]
         self.config = replace(self.config, features=features)
+        # the student itself learns from every pseudo-labelled user; the heads fitted without the
+        # validation users are kept as stage 2's start, so that they remain a fair yardstick there
+        self.heads_ = self.fit_on(x, posterior) if len(validation) else self.holdout_heads_
         self.calibration_ = self.fit_calibration(x, posterior)
         return self
 
@@ -252,8 +252,9 @@ class EncoderStudent(Student):
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        with atomic_path(directory / "heads.pt") as tmp:
-            torch.save(self.heads_.state(), tmp)
+        for name, heads in (("heads.pt", self.heads_), (HOLDOUT_HEADS, self.holdout_heads_)):
+            with atomic_path(directory / name) as tmp:
+                torch.save(heads.state(), tmp)
         with atomic_path(directory / "featurizer.joblib") as tmp:
             joblib.dump({k: v for k, v in vars(self.featurizer).items() if k.endswith("_")}, tmp)
         atomic_write_json(directory / STUDENT_FILE, {
@@ -273,6 +274,8 @@ class EncoderStudent(Student):
         student = cls(Taxonomy.model_validate(note["taxonomy"]), EncoderStudentConfig.from_dict(note["config"]), cache_path)
         vars(student.featurizer).update(joblib.load(directory / "featurizer.joblib"))
         student.heads_ = LinearHeads.from_state(torch.load(directory / "heads.pt"))
+        holdout = directory / HOLDOUT_HEADS
+        student.holdout_heads_ = LinearHeads.from_state(torch.load(holdout)) if holdout.exists() else student.heads_
         student.calibration_ = {dim: list(v) for dim, v in note["calibration"].items()}
         student.validation_users_ = note.get("validation_users", [])
         student.feature_scores_ = note.get("feature_scores", [])
