@@ -61,7 +61,8 @@ def test_a_users_file_alone_profiles_every_user_with_a_label_free_report(users_f
     profiles = pd.read_parquet(run_dir / "profiles.parquet")
     assert len(profiles) == N_USERS * DIMENSIONS and not profiles.duplicated(["user_id", "dimension"]).any()
     assert profiles.user_id.nunique() == N_USERS and profiles.confidence.between(0, 1).all()
-    assert (profiles.stage == "student_stage2").all()
+    kept_sft = json.loads((run_dir / "rl_summary.json").read_text())["chosen_epoch"] == 0
+    assert (profiles.stage == ("student_sft" if kept_sft else "student_stage2")).all()
     assert profiles.pseudo_label.notna().sum() == 30 * DIMENSIONS  # the users the teachers labelled keep theirs
     lines = (run_dir / "profiles.jsonl").read_text().splitlines()
     assert len(lines) == N_USERS and set(json.loads(lines[0])["profile"]) == set(profiles.dimension)

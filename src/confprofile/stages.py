@@ -196,6 +196,8 @@ def run_profiles(run) -> list[str]:
     from confprofile.profiles import ProfileConfig, profile_users
 
     name, stage = ("student_rl", "student_stage2") if run.path("student_rl").exists() else ("student", "student_sft")
+    if name == "student_rl" and json.loads(run.path("rl_summary.json").read_text()).get("chosen_epoch") == 0:
+        stage = "student_sft"  # stage 2 ran but kept the SFT student: say who answered
     files = [run.path(f"{split}/users.jsonl") for split in ("train", "test", "unlabeled") if run.path(f"{split}/users.jsonl").exists()]
     student = _open_student(run, name)  # the run's embedding cache already holds every user the students saw
     pseudo = pd.read_parquet(run.path("pseudo_labels.parquet"))
