@@ -71,6 +71,26 @@ def test_a_users_file_alone_profiles_every_user_with_a_label_free_report(users_f
     assert checks["profiled_users"] == N_USERS and checks["teacher_reliability"] and checks["teacher_agreement"]
     report = (run_dir / "report.html").read_text()
     assert "Label-free checks" in report and 'id="stage-table"' not in report
+    assert_renders_in_chromium(run_dir / "report.html", tmp_path)
+
+
+def assert_renders_in_chromium(report, tmp_path) -> str:
+    """The report in a real headless Chromium at 1,400 px: every table fits, and the page is not blank."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (make test-deps installs it)")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--window-size=1400,900",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([chromium, *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    widest = float(dom.split('data-widest-table="')[1].split('"')[0])
+    assert 0 < widest <= 1400
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, *flags, f"--screenshot={shot}", report.as_uri()], capture_output=True, timeout=120)
+    from PIL import Image
+
+    darkest, lightest = Image.open(shot).convert("L").getextrema()
+    assert darkest < 100 and lightest > 200  # dark text on a light page
+    return dom
 
 
 @pytest.mark.slow
@@ -84,15 +104,8 @@ def test_gold_for_a_subset_is_held_out_of_training_and_alone_evaluated(users_fil
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {s["metrics"]["n_users"] for s in metrics["stages"]} == {20}
     assert pd.read_parquet(run_dir / "profiles.parquet").user_id.nunique() == N_USERS
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium is not installed (make test-deps installs it)")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--window-size=1400,900",
-             f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([chromium, *flags, "--dump-dom", (run_dir / "report.html").as_uri()], capture_output=True, text=True, timeout=120)
-    assert "Label-free checks" in dom.stdout and 'id="stage-table"' in dom.stdout
-    widest = float(dom.stdout.split('data-widest-table="')[1].split('"')[0])
-    assert 0 < widest <= 1400  # every table fits a 1,400-pixel-wide page
+    dom = assert_renders_in_chromium(run_dir / "report.html", tmp_path)
+    assert "Label-free checks" in dom and 'id="stage-table"' in dom
 
 
 @pytest.mark.parametrize("data, words", [

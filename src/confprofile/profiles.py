@@ -75,7 +75,10 @@ def _parts_dir(out: Path) -> Path:
 
 
 def file_stamp(path: Path) -> list:
-    """What changes when a file is rewritten: its path, size and modification time."""
+    """What changes when a file is rewritten: its path, size and modification time (a missing file is
+    reported by the reader, with its InputError)."""
+    if not path.is_file():
+        return [str(path)]
     stat = path.stat()
     return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
 
@@ -106,6 +109,7 @@ def profile_users(student, user_files: Sequence[str | Path], out: str | Path, co
     parts = _parts_dir(out)
     _prepare_parts(parts, {"model": model_stamp(model_dir) if model_dir else stage, "stage": stage,
                            "chunk_users": config.chunk_users, "inputs": [file_stamp(Path(p)) for p in user_files]})
+
     def write_part(path: Path, predictions: pd.DataFrame) -> None:
         atomic_write_parquet(path, profile_table(with_pseudo_labels(predictions, stage, pseudo)))
 

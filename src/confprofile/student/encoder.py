@@ -5,9 +5,10 @@ users than the teachers labelled. Here the representation is the packaged all-Mi
 plus TF-IDF n-grams of the run's own users; the head is a linear softmax per dimension, fitted with
 L-BFGS (torch) on soft targets (the aggregator's posterior) weighted by the pseudo-label confidence
 and, optionally, class-balanced. Its stated confidence is calibrated without gold on out-of-fold
-users, against the aggregator's posterior of the student's label (`student.calibration`). A share
-of the pseudo-labelled users (`validation_share`) is kept out of the heads' fit: stage 2
-(`rl.encoder_policy`), which treats the same head as a policy over labels, picks its checkpoint on them.
+users, against the aggregator's posterior of the student's label (`student.calibration`). A second
+fit of the heads leaves a share of the pseudo-labelled users out (`validation_share`): stage 2
+(`rl.encoder_policy`), which treats the head as a policy over labels, starts from it and picks its
+checkpoint on those users.
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ class EncoderStudent(Student):
         return hasattr(self.featurizer, "vectorizer_") or hasattr(self.featurizer, "embedding_mean_")
 
     def validation_rows(self, posterior: dict) -> np.ndarray:
-        """A seeded share of the pseudo-labelled rows, kept out of the heads' fit."""
+        """A seeded share of the pseudo-labelled rows, kept out of the heads stage 2 starts from."""
         labelled = np.flatnonzero(np.any([p.has_row for p in posterior.values()], axis=0))
         size = int(len(labelled) * self.config.validation_share)
         return np.sort(np.random.default_rng(self.config.seed + 1).choice(labelled, size, replace=False))
