@@ -5,7 +5,7 @@ earlier run finished, and is the only process that writes chunk files. Workers o
 
     driver: chunks (a window of `2 x actors` at a time) -> ray.data.from_items -> map_batches(_ProfileActor)
     actors: open the student once (shipped through the object store), predict a chunk, return its rows
-    driver: iter_batches -> one chunk file per finished chunk, exactly as the local engine writes it
+    driver: iter_batches -> one chunk file per chunk of the window, as the local engine writes it
 
 So memory stays bounded by the window, an interrupt keeps every chunk that reached the driver, and
 the output is the local engine's.
@@ -43,8 +43,8 @@ class _ProfileActor:
 
 def profile_chunks_ray(student, user_files: Sequence[str | Path], parts: Path, chunk_users: int, *, stage: str,
                        write_part: Callable[[Path, pd.DataFrame], None], actors: int | None = None, address: str | None = None) -> None:
-    """Predict every chunk without a `parts/<n>.parquet` on the cluster; `write_part(path, predictions)`
-    writes each one as it reaches the driver (the local engine's writer)."""
+    """Predict every chunk without a `parts/<n>.parquet` on the cluster, a window of chunks at a time;
+    `write_part(path, predictions)` (the local engine's writer) writes each chunk of the window whole."""
     ray = require_ray()
     started_here = not ray.is_initialized()
     if started_here:
@@ -60,10 +60,14 @@ def profile_chunks_ray(student, user_files: Sequence[str | Path], parts: Path, c
             source = ray.data.from_items(window, override_num_blocks=len(window))
             done = source.map_batches(_ProfileActor, fn_constructor_args=(student_ref, stage), batch_size=1, batch_format="pandas",
                                       compute=ray.data.ActorPoolStrategy(size=min(actors, len(window))))
+            arrived: dict[int, list[pd.DataFrame]] = {}  # Ray may split a chunk's rows over several blocks
             for batch in done.iter_batches(batch_size=None, batch_format="pandas"):
-                for index, frame in batch.groupby("chunk"):
-                    write_part(parts / f"{int(index):06d}.parquet", frame.drop(columns="chunk"))
-                    progress.advance(frame["user_id"].nunique())
+                for index, frame in batch.groupby("chunk", sort=False):
+                    arrived.setdefault(int(index), []).append(frame.drop(columns="chunk"))
+            for index, frames in sorted(arrived.items()):
+                predictions = pd.concat(frames, ignore_index=True)
+                write_part(parts / f"{index:06d}.parquet", predictions)
+                progress.advance(predictions["user_id"].nunique())
             window.clear()
 
         with ProgressLog(f"[profiles:ray] {stage}", unit="users") as progress:
