@@ -7,7 +7,7 @@ earlier run finished, and is the only process that writes chunk files. Workers o
     actors: open the student once (shipped through the object store), predict a chunk, return its rows
     driver: iter_batches -> one chunk file per chunk of the window, as the local engine writes it
 
-So memory stays bounded by the window, an interrupt keeps every chunk that reached the driver, and
+So memory stays bounded by the window, an interrupt keeps every chunk of the windows already written, and
 the output is the local engine's.
 """
 
