@@ -8,5 +8,6 @@ import confprofile.teachers.transformers_backend  # noqa: E402,F401  (transforme
 import confprofile.teachers.smollm2  # noqa: E402,F401  (smollm2)
 import confprofile.teachers.embedding  # noqa: E402,F401  (embedding)
 import confprofile.teachers.vllm_backend  # noqa: E402,F401  (vllm)
+import confprofile.teachers.rules  # noqa: E402,F401  (rules)
 
 __all__ = ["TEACHERS", "Teacher", "TeacherConfig", "TeacherReply", "TeacherRequest", "build_teacher"]

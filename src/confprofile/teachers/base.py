@@ -27,7 +27,7 @@ class TeacherConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(description="Unique name; becomes the `teacher` column of answers.parquet.")
-    backend: str = Field(description="Registered backend: openai, transformers, smollm2, embedding, vllm.")
+    backend: str = Field(description="Registered backend: openai, transformers, smollm2, embedding, vllm, rules.")
     model: str = Field("", description="Model id for the backend (server model name, HF dir, 'smollm2').")
     prompt_variant: str = Field("default", description="Prompt variant from prompts.py.")
     temperature: float = Field(0.7, ge=0.0, le=2.0)
