@@ -11,7 +11,7 @@ import pytest
 from confprofile.data import UserRecord
 from confprofile.evaluate import ece
 from confprofile.rl.config import RLConfig
-from confprofile.rl.encoder_policy import balance_weights, group_advantages, label_drift, noisy_views, train_encoder_stage2
+from confprofile.rl.encoder_policy import ENCODER_DEFAULTS, balance_weights, group_advantages, label_drift, noisy_views, train_encoder_stage2
 from confprofile.student import EncoderStudent, EncoderStudentConfig, open_student
 from confprofile.student.calibration import apply_platt, fit_platt
 from confprofile.student.features import FeatureConfig
@@ -170,7 +170,7 @@ def test_drift_guard_stops_and_restores_the_last_epoch_weights(tmp_path):
     users, gold = planted(60, 13)
     pseudo = noisy_pseudo(gold, 0.8, 7)
     student = lexical_student().fit(users, pseudo)
-    start = student.heads_.weight.detach().clone()
+    start = student.holdout_heads_.weight.detach().clone()  # where stage 2 starts
     config = stage2_config(learning_rate=50.0, num_train_epochs=1, max_label_drift=0.0, class_balance=False)
     summary = train_encoder_stage2(student, users, tmp_path / "rl", config, pseudo=pseudo)
     assert summary["stop_reason"].startswith("label drift") and summary["steps"] == 1
@@ -189,10 +189,11 @@ def test_stage2_improves_or_keeps_a_student_on_a_pool_and_writes_its_files(tmp_p
     test, test_gold = planted(150, 10)
     student = lexical_student().fit(users, noisy_pseudo(gold, 0.7, 4), vocabulary_users=users + pool)
     before = accuracy(student.predict(test), test_gold)
-    summary = train_encoder_stage2(student, users + pool, tmp_path / "rl", stage2_config(), pseudo=noisy_pseudo(gold, 0.7, 4))
+    config = stage2_config(**{k: v for k, v in ENCODER_DEFAULTS.items() if k != "users_per_step"})  # the encoder's defaults
+    summary = train_encoder_stage2(student, users + pool, tmp_path / "rl", config, pseudo=noisy_pseudo(gold, 0.7, 4))
     after = accuracy(open_student(tmp_path / "rl").predict(test), test_gold)
-    assert summary["steps"] > 0 and summary["rollouts_generated"] == summary["steps"] * 32 * 4 or summary["stop_reason"]
-    assert after >= before - 0.05
+    assert summary["steps"] > 0 and summary["rollouts_generated"] == summary["steps"] * 32 * 8 or summary["stop_reason"]
+    assert after >= before + 0.05  # beyond the 70%-right labels it learnt from (.56 -> .71 when measured)
     log = [json.loads(line) for line in (tmp_path / "rl" / "rl_log.jsonl").read_text().splitlines()]
     assert log and {"rl/entropy", "rl/majority_ratio", "rl/agreement"} <= set(log[0])
 
@@ -206,7 +207,8 @@ def test_stage2_keeps_the_sft_checkpoint_when_every_epoch_scores_worse_on_held_o
     assert len(student.validation_users_) == 18 and not set(student.validation_users_) - {u.user_id for u in users}
     test, _ = planted(60, 16)
     sft = student.predict(test)
-    config = stage2_config(learning_rate=500.0, num_train_epochs=3, class_balance=False, max_label_drift=1.0, collapse_agreement=1.1)
+    config = stage2_config(learning_rate=500.0, num_train_epochs=3, class_balance=False, max_label_drift=1.0, collapse_agreement=1.1,
+                           select_checkpoint=True)
     summary = train_encoder_stage2(student, users + pool, tmp_path / "rl", config, pseudo=pseudo)
     scores = summary["validation_scores"]
     assert len(scores) == 4 and max(scores[1:]) < scores[0] and summary["chosen_epoch"] == 0

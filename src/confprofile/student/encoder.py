@@ -7,8 +7,8 @@ L-BFGS (torch) on soft targets (the aggregator's posterior) weighted by the pseu
 and, optionally, class-balanced. Its stated confidence is calibrated without gold on out-of-fold
 users, against the aggregator's posterior of the student's label (`student.calibration`). A second
 fit of the heads leaves a share of the pseudo-labelled users out (`validation_share`): stage 2
-(`rl.encoder_policy`), which treats the head as a policy over labels, starts from it and picks its
-checkpoint on those users.
+(`rl.encoder_policy`), which treats the head as a policy over labels, starts from it, and its
+confidences are recalibrated on those users.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class EncoderStudentConfig:
     max_iter: int = field(default=100, metadata={"help": "L-BFGS iterations of a head fit."})
     class_balance: bool = field(default=True, metadata={"help": "Weight each label by the inverse of its pseudo-label mass, so minority labels are not drowned."})
     calibration_folds: int = field(default=4, metadata={"help": "Folds of out-of-fold predictions that fit the label-free confidence calibration (< 2: none)."})
-    validation_share: float = field(default=0.2, metadata={"help": "Share of the pseudo-labelled users the heads never fit: the label-free validation set on which stage 2 picks its checkpoint and refits the calibration (0: none)."})
+    validation_share: float = field(default=0.2, metadata={"help": "Share of the pseudo-labelled users that stage 2's starting heads never fit: the label-free validation set on which stage 2 refits the calibration and scores its epochs (0: none)."})
     seed: int = field(default=0, metadata={"help": "Seed of the calibration folds and the validation users."})
 
     @classmethod
