@@ -70,3 +70,14 @@ def test_rl_gpu_config_is_a_valid_rlconfig():
 
     config = RLConfig.from_dict(yaml.safe_load((CONFIGS / "rl_qwen3_8gpu.yaml").read_text()))
     assert config.use_vllm and config.num_generations >= 2
+
+
+PIPELINE_CONFIGS = [p for p in sorted(CONFIGS.glob("*.yaml")) if "run_dir:" in p.read_text(encoding="utf-8")]
+
+
+@pytest.mark.parametrize("path", PIPELINE_CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_pipeline_config_validates(path):
+    from confprofile.pipeline import PipelineConfig
+
+    config = PipelineConfig.from_yaml(path)  # also checks teacher backends and prompt variants
+    assert config.run_dir and (config.data.users or config.data.generate or config.data.train_users)
