@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +26,7 @@ from pathlib import Path
 import typer
 
 from confprofile.errors import InputError
-from confprofile.files import atomic_write_json, atomic_write_jsonl
+from confprofile.files import atomic_write_json, atomic_write_jsonl, staged_dir
 from confprofile.prompts import STUDENT_MAX_USER_TOKENS
 from confprofile.registry import Registry
 from confprofile.taxonomy import UNKNOWN, Taxonomy
@@ -348,14 +346,10 @@ def _save_final(trainer, tokenizer, out: Path, base: Path, note: dict) -> None:
     adapter = lora and not merge
     if lora and merge:
         model = model.merge_and_unload()
-    partial = out / ".partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    (out / STUDENT_NOTE).unlink(missing_ok=True)
+    (out / STUDENT_NOTE).unlink(missing_ok=True)  # unfinished until the note is back
     for stale in ("adapter_config.json", "adapter_model.safetensors", "model.safetensors"):
         (out / stale).unlink(missing_ok=True)
-    for item in partial.iterdir():
-        os.replace(item, out / item.name)
-    partial.rmdir()
+    with staged_dir(out, merge=True) as staged:  # checkpoints/ stays beside the model
+        model.save_pretrained(staged)
+        tokenizer.save_pretrained(staged)
     atomic_write_json(out / STUDENT_NOTE, {"base": str(Path(base).resolve()), "adapter": adapter, **note})

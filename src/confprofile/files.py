@@ -25,6 +25,33 @@ def atomic_path(path: str | Path):
         raise
 
 
+@contextmanager
+def staged_dir(target: str | Path, merge: bool = False):
+    """Yield an empty folder beside `target`; on success it becomes `target` (merge=False: the old
+    folder is replaced whole) or its files are moved into `target` (merge=True: other files there,
+    such as checkpoints, stay). A crash or kill leaves `target` as it was and no half-written files."""
+    import shutil
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = target.parent / f".{target.name}.partial-{os.getpid()}"
+    shutil.rmtree(staged, ignore_errors=True)
+    staged.mkdir()
+    try:
+        yield staged
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    if merge:
+        target.mkdir(parents=True, exist_ok=True)
+        for item in staged.iterdir():
+            os.replace(item, target / item.name)
+        staged.rmdir()
+    else:
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(staged, target)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

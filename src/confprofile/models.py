@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+from confprofile.files import staged_dir
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_NAMES = {"smollm2", "smollm2-135m", "smollm2-135m-instruct"}
@@ -50,12 +50,9 @@ def smollm2_dir() -> Path:
     model.load_state_dict(gguf_model.state_dict(), strict=False)
     model.tie_weights()
     model.generation_config = gguf_model.generation_config
-    # save beside the target, then rename: a killed conversion never leaves a half-written model
-    tmp_dir = target.parent / f".{target.name}.partial-{os.getpid()}"
-    model.save_pretrained(tmp_dir)
-    tokenizer.save_pretrained(tmp_dir)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp_dir, target)
+    with staged_dir(target) as staged:  # a killed conversion never leaves a half-written model
+        model.save_pretrained(staged)
+        tokenizer.save_pretrained(staged)
     return target
 
 
@@ -175,12 +172,9 @@ def build_tiny_student(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False
     )
     out_dir = Path(out_dir)
-    tmp_dir = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    model.save_pretrained(tmp_dir)
-    tokenizer.save_pretrained(tmp_dir)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(tmp_dir, out_dir)
+    with staged_dir(out_dir) as staged:
+        model.save_pretrained(staged)
+        tokenizer.save_pretrained(staged)
     return out_dir
 
 

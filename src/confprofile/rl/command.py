@@ -8,7 +8,6 @@ resume picks the newest), `rl_log.jsonl` (training curves, one row per log step)
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -17,7 +16,7 @@ from pathlib import Path
 import typer
 
 from confprofile.errors import InputError
-from confprofile.files import atomic_write_json
+from confprofile.files import atomic_write_json, staged_dir
 from confprofile.rl.config import RLConfig
 from confprofile.rl.filters import quantile_thresholds, select_users
 from confprofile.rl.voting import summarize_pseudo
@@ -33,14 +32,10 @@ def _resume_counters(log_path: Path) -> dict:
 
 def _save_student(trainer, tokenizer, out: Path, config: RLConfig) -> None:
     """The final policy (LoRA merged) + tokenizer into `out`, via a partial dir so a crash leaves no half model."""
-    partial = out.parent / f".{out.name}.model-partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
     final = trainer.model.merge_and_unload() if config.lora_r > 0 else trainer.model
-    final.save_pretrained(str(partial))
-    tokenizer.save_pretrained(str(partial))
-    for item in partial.iterdir():  # file by file: checkpoints/ and the logs stay beside the model
-        os.replace(item, out / item.name)
-    partial.rmdir()
+    with staged_dir(out, merge=True) as staged:  # checkpoints/ and the logs stay beside the model
+        final.save_pretrained(str(staged))
+        tokenizer.save_pretrained(str(staged))
 
 
 def _lora(config: RLConfig):
