@@ -269,7 +269,7 @@ def train_student(records: list[dict], out: str | Path, config: DistillConfig | 
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig
 
-    from confprofile.models import CHATML_TEMPLATE, resolve_student
+    from confprofile.models import CHATML_TEMPLATE, device_args, resolve_student
 
     config = config or DistillConfig()
     out = Path(out)
@@ -317,9 +317,7 @@ def train_student(records: list[dict], out: str | Path, config: DistillConfig | 
         max_length=config.max_length,
         assistant_only_loss=True,
         remove_unused_columns=False,  # keep `weight` for the collator
-        bf16=on_gpu,
-        activation_checkpointing=False,  # 10-20x slower on CPU; small students do not need it on GPU
-        use_cpu=not on_gpu,
+        **device_args(),
         seed=config.seed,
         data_seed=config.seed,
         save_steps=config.save_steps,

@@ -191,3 +191,13 @@ def resolve_student(
     if reuse and (tiny_dir / "config.json").exists():
         return tiny_dir
     return build_tiny_student(texts, tiny_dir, **tiny_options)
+
+
+def device_args() -> dict:
+    """The TRL / transformers arguments that depend on the machine, for SFT and GRPO alike: plain fp32
+    on CPU (bf16 and checkpointing are 10-21x slower there, docs/cpu.md), bf16 where the GPU has it."""
+    import torch
+
+    on_gpu = torch.cuda.is_available()
+    return {"bf16": on_gpu and torch.cuda.is_bf16_supported(), "use_cpu": not on_gpu, "gradient_checkpointing": False}
+

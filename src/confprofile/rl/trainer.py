@@ -18,6 +18,7 @@ import torch
 from accelerate.utils import gather_object
 from trl import GRPOConfig, GRPOTrainer
 
+from confprofile.models import device_args
 from confprofile.rl.config import RLConfig
 from confprofile.rl.group import GroupScoring, score_batch
 from confprofile.rl.voting import Prior
@@ -93,8 +94,7 @@ def prompt_dataset(users: Sequence, taxonomy: Taxonomy, max_user_tokens: int):
 
 
 def grpo_args(config: RLConfig, output_dir: str, n_processes: int = 1) -> GRPOConfig:
-    """TRL arguments for a config; CPU-safe flags unless a GPU is present (see docs/cpu.md)."""
-    on_gpu = torch.cuda.is_available()
+    """TRL arguments for a config; the machine-dependent ones from `models.device_args`."""
     return GRPOConfig(
         output_dir=output_dir,
         num_generations=config.num_generations,
@@ -116,9 +116,7 @@ def grpo_args(config: RLConfig, output_dir: str, n_processes: int = 1) -> GRPOCo
         save_steps=config.save_steps,
         save_total_limit=2,
         report_to=[],
-        bf16=on_gpu and torch.cuda.is_bf16_supported(),
-        gradient_checkpointing=False,
-        use_cpu=not on_gpu,
+        **device_args(),
         use_vllm=config.use_vllm,
         vllm_mode=config.vllm_mode,
         vllm_gpu_memory_utilization=config.vllm_gpu_memory_utilization,
