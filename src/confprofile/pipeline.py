@@ -110,17 +110,21 @@ class Run:
     def path(self, name: str) -> Path:
         return self.dir / name
 
-    def fingerprint(self, stage: str) -> str:
+    def fingerprint(self, stage: str, known: dict[str, str] | None = None) -> str:
         """Hash of the stage's config section, the fingerprints of the stages it reads, the seed and,
-        for `data`, the input files' contents."""
-        spec = _SPECS[stage]
-        extra = {}
-        if stage == "data":
-            extra = {k: _file_hash(Path(v)) for k, v in self.config.data.model_dump().items()
-                     if isinstance(v, str) and Path(v).is_file()}
-        section = json.loads(json.dumps(spec.config(self.config), default=lambda o: o.model_dump()))
-        upstream = {name: self.fingerprint(name) for name in spec.reads}
-        return _hash([stage, upstream, section, extra, self.config.seed])
+        for `data`, the input files' contents. `known` collects the fingerprints already computed, so
+        one pass over the stages hashes each stage (and each input file) once."""
+        known = {} if known is None else known
+        if stage not in known:
+            spec = _SPECS[stage]
+            extra = {}
+            if stage == "data":
+                extra = {k: _file_hash(Path(v)) for k, v in self.config.data.model_dump().items()
+                         if isinstance(v, str) and Path(v).is_file()}
+            section = json.loads(json.dumps(spec.config(self.config), default=lambda o: o.model_dump()))
+            upstream = {name: self.fingerprint(name, known) for name in spec.reads}
+            known[stage] = _hash([stage, upstream, section, extra, self.config.seed])
+        return known[stage]
 
     def is_done(self, stage: str, fingerprint: str) -> bool:
         entry = self.state.get(stage)
@@ -148,9 +152,9 @@ def run(config: PipelineConfig | str | Path, from_stage: str | None = None, log:
     if from_stage is not None and from_stage not in STAGES:
         raise InputError(None, None, "--from", f"unknown stage {from_stage!r}; stages: {', '.join(STAGES)}")
     current = Run(config)
-    forced = False
+    forced, known = False, {}
     for stage in stage_table.STAGES:
-        fingerprint = current.fingerprint(stage.name)
+        fingerprint = current.fingerprint(stage.name, known)
         forced = forced or stage.name == from_stage
         if not forced and current.is_done(stage.name, fingerprint):
             log(f"[{stage.name}] up to date, skipped")
