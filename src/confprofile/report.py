@@ -49,17 +49,22 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
 
 
+def table_html(head: list[str], rows: list[list], table_id: str = "", row_classes: list[str] | None = None) -> str:
+    """An HTML table; `row_classes` (one CSS class or "" per row) style rows such as the supervised one."""
+    header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    classes = row_classes or [""] * len(rows)
+    body = "".join((f'<tr class="{cls}">' if cls else "<tr>") + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>"
+                   for row, cls in zip(rows, classes))
+    attr = f' id="{table_id}"' if table_id else ""
+    return f"<table{attr}><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
+
+
 def stage_table_html(stages: list[dict], dimensions: list[str]) -> str:
     head = ["stage", "label-free", "F1", "class-macro F1", "coverage", "ECE", "Brier", "AUROC", *dimensions]
-    rows = []
-    for stage in stages:
-        m = stage["metrics"]
-        cells = [stage["name"], "yes" if stage["label_free"] else "no (uses gold)", m["headline_f1"], m["macro_f1"],
-                 m["coverage"], m["ece"], m["brier"], m["auroc"], *(m["dimensions"][d]["f1"] for d in dimensions)]
-        cls = "" if stage["label_free"] else ' class="supervised"'
-        rows.append(f"<tr{cls}>" + "".join(f"<td>{_fmt(c)}</td>" for c in cells) + "</tr>")
-    header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    return f'<table id="stage-table"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    rows = [[s["name"], "yes" if s["label_free"] else "no (uses gold)", s["metrics"]["headline_f1"], s["metrics"]["macro_f1"],
+             s["metrics"]["coverage"], s["metrics"]["ece"], s["metrics"]["brier"], s["metrics"]["auroc"],
+             *(s["metrics"]["dimensions"][d]["f1"] for d in dimensions)] for s in stages]
+    return table_html(head, rows, "stage-table", ["" if s["label_free"] else "supervised" for s in stages])
 
 
 def f1_bars(stages: list[dict], dimensions: list[str]) -> str:
@@ -173,13 +178,6 @@ def histogram_plot(dimension: str, entry: dict) -> str:
     ax.set_title(f"{dimension}: mean {entry['mean_confidence']:.2f}", fontsize=8)
     ax.legend(fontsize=6)
     return _png(fig)
-
-
-def table_html(head: list[str], rows: list[list], table_id: str = "") -> str:
-    header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in rows)
-    attr = f' id="{table_id}"' if table_id else ""
-    return f"<table{attr}><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def label_free_sections(checks: dict, rl_log: list[dict]) -> list[str]:

@@ -171,7 +171,6 @@ def run_rl(run) -> list[str]:
     if not options.pop("enabled", True):
         return []
     pseudo = pd.read_parquet(run.path("pseudo_labels.parquet"))
-    max_user_tokens = int(run.config.distill.get("max_user_tokens", STUDENT_MAX_USER_TOKENS))
     if _is_encoder(run):
         from confprofile.rl.encoder_policy import ENCODER_DEFAULTS, train_encoder_stage2
 
@@ -180,6 +179,7 @@ def run_rl(run) -> list[str]:
     else:
         from confprofile.rl.command import train_rl
 
+        max_user_tokens = int(run.config.distill.get("max_user_tokens", STUDENT_MAX_USER_TOKENS))
         config = RLConfig.from_dict({"taxonomy": run.config.taxonomy, "max_user_tokens": max_user_tokens, **options})
         # resumes an interrupted run's checkpoints; `mark_started` discards them when the config changed
         summary = train_rl(run.path("student"), _users(run, "train"), run.path("student_rl"), config, pseudo=pseudo, resume=True)

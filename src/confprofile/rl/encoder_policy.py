@@ -125,7 +125,7 @@ def build_pool(student: EncoderStudent, ids: list[str], x, sft_probs: dict, conf
     posterior = pseudo_posteriors(pseudo, ids, student.taxonomy) if pseudo is not None else None
     mean_conf, priors = summarize_pseudo(pseudo) if pseudo is not None else ({}, {})
     labelled = np.flatnonzero(np.any([p.has_row for p in posterior.values()], axis=0)) if posterior else np.array([], int)
-    held_by_sft = set(student.validation_users_) if hasattr(student, "validation_users_") else set()
+    held_by_sft = set(student.validation_users_)
     if held_by_sft:  # the users the SFT heads never fitted: an unbiased yardstick for SFT and stage 2 alike
         calibration_rows = np.array([i for i in labelled if ids[i] in held_by_sft], dtype=int)
     else:
