@@ -126,7 +126,7 @@ def build_pool(student: EncoderStudent, ids: list[str], x, sft_probs: dict, conf
     mean_conf, priors = summarize_pseudo(pseudo) if pseudo is not None else ({}, {})
     labelled = np.flatnonzero(np.any([p.has_row for p in posterior.values()], axis=0)) if posterior else np.array([], int)
     held_by_sft = set(student.validation_users_)
-    if held_by_sft:  # the users the SFT heads never fitted: an unbiased yardstick for SFT and stage 2 alike
+    if held_by_sft:  # the users stage 2's starting heads never fitted: a fair yardstick for every epoch
         calibration_rows = np.array([i for i in labelled if ids[i] in held_by_sft], dtype=int)
     else:
         calibration_rows = rng.choice(labelled, int(len(labelled) * config.calibration_share), replace=False)
@@ -198,7 +198,7 @@ def train_encoder_stage2(student: EncoderStudent, users: Sequence, out: str | Pa
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
     ids, x = [str(u.user_id) for u in users], student.features(users)
-    sft = student.heads_.state()  # kept when no epoch beats it on the validation users
+    sft = student.heads_.state()  # with select_checkpoint: kept when no epoch beats the start on the validation users
     student.heads_ = type(student.heads_).from_state(student.holdout_heads_.state())  # the start that never saw them
     sft_probs = predict_proba(student.heads_, x)
     pool = build_pool(student, ids, x, sft_probs, config, pseudo, rng)
