@@ -327,4 +327,4 @@ def test_calibrated_dawid_skene_beats_the_best_single_teacher(overconfident):
     accuracy = lambda df: df.merge(truth, on=["user_id", "dimension"]).eval("label_x == label_y").mean()  # noqa: E731
     best_single = max(accuracy(p) for p in teacher_predictions(answers).values())
     assert accuracy(aggregate(answers, method="dawid_skene")) > best_single
-    assert set(CALIBRATORS.names()) == {"class_balance", "confidence", "label_prior"}
+    assert set(CALIBRATORS.names()) == {"class_balance", "confidence", "group_confidence", "label_prior", "teacher_groups"}

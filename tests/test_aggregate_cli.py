@@ -83,7 +83,7 @@ def test_aggregate_verb_runs_beside_gold_without_touching_it(run_dir, monkeypatc
     out = pq.read_table(run_dir / "pseudo_labels.parquet").to_pandas()
     assert list(out.columns) == ["user_id", "dimension", "label", "confidence", "votes", "kept", "rationale", "method",
                                  "used_labels"]
-    assert len(out) == 400 and out["method"].iloc[0] == "dawid_skene+label_prior+confidence+class_balance"
+    assert len(out) == 400 and out["method"].iloc[0] == "dawid_skene+label_prior+confidence+class_balance+group_confidence"
     assert out["confidence"].between(0, 1).all() and not out["used_labels"].any()
 
 

@@ -18,7 +18,7 @@ from confprofile.teachers.base import Teacher, TeacherRequest
 
 ANSWER_COLUMNS = {  # column -> dtype of answers.parquet
     "user_id": "str", "teacher": "str", "sample": "int32", "dimension": "str", "label": "str",
-    "confidence": "float64", "rationale": "str", "parse_status": "str", "label_probs": "str",
+    "confidence": "float64", "rationale": "str", "parse_status": "str", "label_probs": "str", "model": "str",
 }
 
 
@@ -46,8 +46,14 @@ def label_jobs(teacher: Teacher, users, taxonomy: Taxonomy) -> list[LabelJob]:
     return jobs
 
 
-def answer_rows(teacher_name: str, job: LabelJob, cached, taxonomy: Taxonomy) -> list[dict]:
-    """A cached reply (or its absence) -> one answers-table row per dimension; never raises."""
+def model_of(config) -> str | None:
+    """The `model` column: `backend:model` of a teacher config, so that aggregation can tell which teachers
+    are views of one model (their agreement is no evidence); None where a backend names no model."""
+    return f"{config.backend}:{config.model}" if config.model else None
+
+
+def answer_rows(config, job: LabelJob, cached, taxonomy: Taxonomy) -> list[dict]:
+    """A cached reply (or its absence) -> one answers-table row per dimension of teacher `config`; never raises."""
     if cached is None or not cached.ok:
         error = "not answered" if cached is None else f"error: {cached.error}"
         parsed = {d: None for d in taxonomy.dimension_names}
@@ -58,12 +64,13 @@ def answer_rows(teacher_name: str, job: LabelJob, cached, taxonomy: Taxonomy) ->
         answer = parsed[dim]
         probs = cached.label_probs.get(dim) if cached is not None and cached.ok and cached.label_probs else None
         rows.append({
-            "user_id": job.request.user_id, "teacher": teacher_name, "sample": job.request.sample, "dimension": dim,
+            "user_id": job.request.user_id, "teacher": config.name, "sample": job.request.sample, "dimension": dim,
             "label": answer.label if answer else None,
             "confidence": answer.confidence if answer else 0.0,
             "rationale": answer.rationale if answer else error,
             "parse_status": answer.status if answer else "error",
             "label_probs": json.dumps(probs, sort_keys=True) if probs else None,
+            "model": model_of(config),
         })
     return rows
 

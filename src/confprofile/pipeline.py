@@ -39,7 +39,7 @@ class AggregateConfig(BaseModel):
     method: str = Field("weighted", description="Aggregator for the pseudo-labels the student learns from.")
     # the default of `confprofile aggregate` (aggregate.stage.DEFAULT_CALIBRATION; a test keeps them equal),
     # spelled out so that reading a config does not import the aggregation kernels
-    calibrate: list[str] = Field(default_factory=lambda: ["label_prior", "confidence", "class_balance"], description="Calibrators, in order.")
+    calibrate: list[str] = Field(default_factory=lambda: ["label_prior", "confidence", "class_balance", "group_confidence"], description="Calibrators, in order.")
     options: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments for aggregate().")
 
 

@@ -35,8 +35,8 @@ from confprofile.taxonomy import Taxonomy
 TABLE_VARIANTS = [
     ("majority_vote", "majority", []),
     ("weighted_vote", "weighted", []),
-    ("weighted_vote_calibrated", "weighted", ["label_prior", "confidence", "class_balance"]),
-    ("dawid_skene_calibrated", "dawid_skene", ["label_prior", "confidence", "class_balance"]),
+    ("weighted_vote_calibrated", "weighted", ["label_prior", "confidence", "class_balance", "group_confidence"]),
+    ("dawid_skene_calibrated", "dawid_skene", ["label_prior", "confidence", "class_balance", "group_confidence"]),
 ]
 
 

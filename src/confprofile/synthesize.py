@@ -65,7 +65,7 @@ def label_users(users, taxonomy: Taxonomy, teacher_configs: list[TeacherConfig],
                 teacher.close()
             final = cache.get_many([job.key for job in jobs])
             for job in jobs:
-                rows.extend(answer_rows(config.name, job, final.get(job.key), taxonomy))
+                rows.extend(answer_rows(config, job, final.get(job.key), taxonomy))
     return answers_frame(rows)
 
 

@@ -97,6 +97,12 @@ class Encoded:
     rationale: np.ndarray | None = None  # original rationale column (object), indexed by DimAnswers.row
     present: dict[str, np.ndarray] = field(default_factory=dict)  # users with any row in a dimension
     input_user_dtype: pd.CategoricalDtype | None = None  # the input's own, when its categories are `users`
+    teacher_group: np.ndarray | None = None  # group index per teacher (correlated teachers share one); None: each alone
+    teacher_model: list | None = None  # the answers' `model` per teacher (None where not given)
+
+    def groups(self) -> np.ndarray:
+        """Group index per teacher: `teacher_group`, or every teacher its own group."""
+        return np.arange(len(self.teachers)) if self.teacher_group is None else self.teacher_group
 
     @cached_property
     def user_dtype(self) -> pd.CategoricalDtype:
@@ -107,8 +113,8 @@ class Encoded:
     def n_users(self) -> int:
         return len(self.users)
 
-    def with_dims(self, dims: dict[str, DimAnswers]) -> "Encoded":
-        return replace(self, dims=dims)
+    def with_dims(self, dims: dict[str, DimAnswers], **changes) -> "Encoded":
+        return replace(self, dims=dims, **changes)
 
 
 def _codes(column: pd.Series, sort: bool = True) -> tuple[np.ndarray, np.ndarray, pd.CategoricalDtype | None]:
@@ -246,8 +252,13 @@ def encode(answers: pd.DataFrame, taxonomy: Taxonomy | None = None) -> Encoded:
             probs=_prob_matrix(dists[rows], labels) if has_probs and labels else None,
         )
     rationale = answers["rationale"].to_numpy(dtype=object) if "rationale" in answers.columns else None
+    models = None
+    if "model" in answers.columns and answers["model"].notna().any():
+        first = answers["model"].groupby(teacher_code, observed=True).first()
+        models = [None if pd.isna(first.get(t)) else str(first.get(t)) for t in range(len(teachers))]
     return Encoded(users=users, teachers=list(teachers), dims=dims, rationale=rationale,
-                   present={name: present[code_of[name]] for name in dim_names}, input_user_dtype=user_dtype)
+                   present={name: present[code_of[name]] for name in dim_names}, input_user_dtype=user_dtype,
+                   teacher_model=models)
 
 
 def as_encoded(answers: pd.DataFrame | Encoded, taxonomy: Taxonomy | None = None) -> Encoded:
@@ -291,7 +302,7 @@ class Aggregator:
     After `fit`: `posteriors_[dim]` is an (n_users, K) matrix (NaN rows for users without a vote),
     `decisions_[dim]` the label code per user (the posterior's argmax unless the method decides
     otherwise), `votes_[dim]` the raw vote mass per label, `priors_[dim]` the class prior the
-    posterior assumes.
+    posterior assumes, `fallbacks_[dim]` why a method gave up its own fit for a simpler one.
     """
 
     name = "base"
@@ -306,7 +317,7 @@ class Aggregator:
     def fit(self, answers: pd.DataFrame | Encoded) -> "Aggregator":
         enc = as_encoded(answers, self.taxonomy)
         self.encoded_ = enc
-        self.posteriors_, self.votes_, self.priors_, self.decisions_ = {}, {}, {}, {}
+        self.posteriors_, self.votes_, self.priors_, self.decisions_, self.fallbacks_ = {}, {}, {}, {}, {}
         for name, part in enc.dims.items():
             if part.k == 0:  # every answer abstained or was missing: nothing to vote on
                 empty = np.zeros((enc.n_users, 0))

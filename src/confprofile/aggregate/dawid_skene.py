@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from confprofile.aggregate import kernels
 from confprofile.aggregate.base import AGGREGATORS, EPS, Aggregator, voted
+from confprofile.aggregate.reliability import independent_skill
 from confprofile.aggregate.voting import posterior_and_votes, softmax_inplace
 
 
@@ -27,14 +28,19 @@ class DawidSkene(Aggregator):
     better than chance until the data says otherwise); `smoothing`: pseudo-counts everywhere.
     EM stops after `n_iter` rounds, or earlier once the marginal log-likelihood per voted user gains
     less than `tol` (crowd-kit's criterion, per user rather than per answer).
-    After `fit`, `confusions_[dim]` is (teachers, true label, answered label).
+    `min_kappa`: below this chance-corrected agreement between any two teachers EM only fits noise (on
+    random answers it found teachers 10-17 points above chance), so the dimension falls back.
+    After `fit`, `confusions_[dim]` is (teachers, true label, answered label), and `fallbacks_[dim]` says
+    why a dimension fell back to the weighted vote's posterior (see `degenerate`).
     """
 
     name = "dawid_skene"
 
-    def __init__(self, taxonomy=None, n_iter: int = 10, tol: float = 1e-4, prior_strength: float = 2.0, smoothing: float = 0.5):
+    def __init__(self, taxonomy=None, n_iter: int = 10, tol: float = 1e-4, prior_strength: float = 2.0, smoothing: float = 0.5,
+                 min_kappa: float = 0.02):
         super().__init__(taxonomy)
         self.n_iter, self.tol, self.prior_strength, self.smoothing = n_iter, tol, prior_strength, smoothing
+        self.min_kappa = min_kappa
 
     def fit(self, answers):
         self.confusions_ = {}
@@ -66,7 +72,30 @@ class DawidSkene(Aggregator):
                 break
             previous = loglik
         self.confusions_[name] = confusion
+        skill = independent_skill(part, enc)
+        reason = (f"no two teachers agree beyond chance (best kappa {skill:.3f})" if skill < self.min_kappa
+                  else degenerate(confusion, prior, truth[np.flatnonzero(voted(votes))]))
+        if reason is not None:  # EM found no teacher better than chance, or piled every user on one label
+            self.fallbacks_[name] = reason
+            start, _ = posterior_and_votes(part, n)
+            return start, votes, np.full(k, 1.0 / k)
         return truth, votes, prior
+
+
+def degenerate(confusion: np.ndarray, prior: np.ndarray, posterior: np.ndarray, margin: float = 0.02) -> str | None:
+    """Why an EM fit is not to be trusted, or None: every teacher's estimated accuracy (its confusion
+    diagonal weighted by the prior) within `margin` of chance (EM explained the answers as noise: measured
+    on synthetic users, where it then labelled 95-100% of users with one class), or the decisions far
+    more concentrated on one label than the prior it estimated."""
+    k = len(prior)
+    accuracy = np.einsum("tkk,k->t", confusion, prior)
+    if k > 1 and accuracy.max() < 1.0 / k + margin:
+        return f"no teacher above chance (best estimated accuracy {accuracy.max():.3f}, chance {1 / k:.3f})"
+    if len(posterior) and k > 1:
+        share = np.bincount(posterior.argmax(axis=1), minlength=k) / len(posterior)
+        if share.max() > prior.max() + 0.3:
+            return f"decisions collapse on one label ({share.max():.0%} of users, prior {prior.max():.0%})"
+    return None
 
 
 def soft_count_matrix(part, n_users: int, n_teachers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -14,10 +14,11 @@ import pandas as pd
 from confprofile.aggregate.base import AGGREGATORS, MISSING, Encoded, decide, encode, has_votes
 from confprofile.aggregate.calibration import CALIBRATORS
 from confprofile.aggregate.dawid_skene import DawidSkene  # noqa: F401  (registers dawid_skene)
+from confprofile.aggregate.reliability import GroupConfidence, TeacherGroups  # noqa: F401  (registers both)
 from confprofile.aggregate.voting import vote_matrix
 from confprofile.taxonomy import UNKNOWN, Taxonomy
 
-DEFAULT_CALIBRATION = ("label_prior", "confidence", "class_balance")
+DEFAULT_CALIBRATION = ("label_prior", "confidence", "class_balance", "group_confidence")
 COLUMNS = ["user_id", "dimension", "label", "confidence", "votes", "kept", "rationale", "method", "used_labels"]
 
 
@@ -69,7 +70,7 @@ def run_aggregation(
     kept share, teacher agreement with the pseudo-label) from a long answers table.
 
     method: an `AGGREGATORS` name (majority, weighted, dawid_skene); calibrate: `CALIBRATORS` names
-    (default: label_prior, confidence, class_balance; [] for none); keep_threshold: minimum
+    (default: label_prior, confidence, class_balance, group_confidence; [] for none); keep_threshold: minimum
     confidence for `kept`, one float or {dimension: float}; taxonomy: fixes label order, other labels
     count as missing; method_options / calibrator_options: keyword arguments for the aggregator /
     each calibrator (e.g. {"confidence": {"dev_labels": df}}, {"class_balance": {"targets": {...}}}).
@@ -77,13 +78,16 @@ def run_aggregation(
     options = calibrator_options or {}
     calibrators = {name: CALIBRATORS.get(name)(**options.get(name, {})) for name in calibrate}
     enc = encode(answers, taxonomy) if isinstance(answers, pd.DataFrame) else answers
-    for name in ("label_prior", "confidence"):  # answer-level calibration first, in a fixed order
-        if name in calibrators:
-            enc = calibrators[name].fit_transform(enc)
+    confidence_step = next((step for step in calibrators.values() if step.stage == "confidence"), None)
+    if confidence_step is not None:  # fitted on the answers as given, before the other steps change them
+        confidence_step.fit(enc)
+    for step in calibrators.values():  # answer steps in the configured order, before the aggregator
+        if step.stage == "answers":
+            enc = step.fit_transform(enc)
     model = AGGREGATORS.get(method)(taxonomy, **(method_options or {})).fit(enc)
     used_labels = any(c.used_labels for c in calibrators.values())
-    tag = "+".join([method, *[c for c in DEFAULT_CALIBRATION if c in calibrators]])
-    balance = calibrators.get("class_balance")
+    tag = "+".join([method, *calibrators])
+    balance = next((step for step in calibrators.values() if step.stage == "posterior"), None)
     frames, summary = [], []
     for name, part in enc.dims.items():
         users = np.flatnonzero(enc.present[name])
@@ -96,6 +100,9 @@ def run_aggregation(
         else:
             conf[voted] = post[voted][np.arange(voted.sum()), code[voted]]
         code[~voted] = -1
+        if confidence_step is not None:
+            code, conf = confidence_step.confidence(name, users, code)
+            voted = code >= 0
         labels = np.array(part.labels + [UNKNOWN], dtype=object)
         threshold = keep_threshold.get(name, 0.5) if isinstance(keep_threshold, dict) else keep_threshold
         kept = voted & (conf >= threshold)
@@ -116,9 +123,17 @@ def run_aggregation(
             "kept": float(kept.mean()) if len(kept) else 0.0,
             "teacher_agreement": float(agreement),
             "answered": float((part.label != MISSING).mean()) if len(part.label) else 0.0,
+            "fallback": model.fallbacks_.get(name),
+            **(reliability_summary(confidence_step, name) if confidence_step is not None else {}),
         })
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     return out[COLUMNS], pd.DataFrame(summary)
+
+
+def reliability_summary(step, name: str) -> dict:
+    """What the confidence step learnt of the teachers on one dimension, for aggregate_summary.json."""
+    return {"teacher_skills": step.teacher_skills_.get(name, []), "teacher_groups": step.groups_,
+            "independent_skill": step.independent_skill_.get(name, 0.0), "knows_nothing": bool(step.knows_nothing_.get(name))}
 
 
 def aggregate(answers: pd.DataFrame | Encoded, **options) -> pd.DataFrame:

@@ -183,7 +183,7 @@ def label_users_ray(users, taxonomy: Taxonomy, teacher_configs: list[TeacherConf
                     _dispatch(ray, config, taxonomy, pending, cache, ray_config, on_done)
                 final = cache.get_many([job.key for job in jobs])
                 for job in jobs:
-                    rows.extend(answer_rows(config.name, job, final.get(job.key), taxonomy))
+                    rows.extend(answer_rows(config, job, final.get(job.key), taxonomy))
     finally:
         if started_here:
             ray.shutdown()

@@ -1,0 +1,64 @@
+"""Shared by the quality benchmarks: a development set's users, gold and taxonomy, and the answers of a
+teacher panel on them, cached so that reruns cost nothing.
+
+Sets: `synthetic-<seed>` (ProfileBench, generated) and the real development sets read from
+`../shared/datasets/<name>` (users.jsonl, gold.jsonl, taxonomy.yaml); the project ships none of that
+data. A real set is sampled by a seeded shuffle to `n_users`.
+
+Gold is read here for evaluation only: the answers and everything fitted on them never see it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pandas as pd
+
+from confprofile.bench.profilebench import generate
+from confprofile.data import UserRecord, load_gold, load_users
+from confprofile.pipeline import PipelineConfig, demo_config_path
+from confprofile.synthesize import label_users
+from confprofile.taxonomy import Taxonomy
+from confprofile.teachers.base import TeacherConfig
+
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+# SmolLM2-135M in score mode, as configs/demo_llm.yaml runs it: the packaged LLM teacher
+SMOLLM2 = {"name": "smollm2", "backend": "smollm2", "model": "smollm2", "prompt_variant": "student",
+           "temperature": 0.0, "max_user_tokens": 128}
+
+
+def panel(name: str) -> list[TeacherConfig]:
+    """`demo`: the demo's packaged teachers; `packaged`: those and SmolLM2 (every packaged teacher)."""
+    teachers = list(PipelineConfig.from_yaml(demo_config_path()).teachers)
+    return teachers + [TeacherConfig(**SMOLLM2)] if name == "packaged" else teachers
+
+
+def load_set(name: str, n_users: int, datasets: Path = DATASETS, split_seed: int = 0):
+    """(users, {user_id: {dimension: label}}, taxonomy), or None when a real set is missing."""
+    if name.startswith("synthetic"):
+        seed = int(name.partition("-")[2] or 0)
+        raw_users, raw_gold = generate(n_users, 100 + seed, 0.5)
+        return [UserRecord(**u) for u in raw_users], {g["user_id"]: g["labels"] for g in raw_gold}, Taxonomy.load("profilebench")
+    source = Path(datasets) / name
+    if not (source / "users.jsonl").exists():
+        print(f"{name}: {source} not found, skipped")
+        return None
+    taxonomy = Taxonomy.load(source / "taxonomy.yaml")
+    users = load_users(source / "users.jsonl")
+    random.Random(split_seed).shuffle(users)
+    users = users[:n_users]
+    wanted = {u.user_id for u in users}
+    gold = {u: labels for u, labels in load_gold(source / "gold.jsonl", taxonomy).items() if u in wanted}
+    return users, gold, taxonomy
+
+
+def panel_answers(set_name: str, users, taxonomy: Taxonomy, teachers: list[TeacherConfig], work: Path) -> pd.DataFrame:
+    """Answers of `teachers` on `users`, through one reply cache per set (`work/<set>/cache.sqlite`):
+    a rerun, or a second benchmark on the same set, reads the cache instead of the teachers."""
+    folder = Path(work) / set_name
+    folder.mkdir(parents=True, exist_ok=True)
+    answers = label_users(users, taxonomy, teachers, folder / "cache.sqlite")
+    (folder / "users.txt").write_text(json.dumps(sorted(u.user_id for u in users)))
+    return answers
