@@ -54,14 +54,14 @@ def simulated(n_users: int, seed: int):
 
 
 def measured_accuracy(answers: pd.DataFrame, gold: dict, taxonomy: Taxonomy) -> dict[tuple[str, str], float]:
-    """(teacher, dimension) -> share of its labelled sample-0 answers that match gold."""
-    first = answers[(answers["sample"] == 0) & answers["label"].notna() & (answers["label"] != "unknown")]
+    """(teacher, dimension) -> share of its labels that match gold, for the labels the aggregator reads
+    (each teacher's vote over its samples, after the label-prior correction)."""
     out = {}
-    for (teacher, dim), part in first.groupby(["teacher", "dimension"]):
-        truth = part["user_id"].map(lambda u: gold.get(u, {}).get(dim))
-        scored = truth.notna()
-        labels = part["label"].map(lambda v: taxonomy.normalize(dim, v))
-        out[teacher, dim] = float((labels[scored] == truth[scored]).mean()) if scored.any() else float("nan")
+    for teacher, frame in teacher_predictions(answers, calibrate=("label_prior",), taxonomy=taxonomy).items():
+        for dim, part in frame[frame["label"] != "unknown"].groupby("dimension"):
+            truth = part["user_id"].map(lambda u: gold.get(u, {}).get(dim))
+            scored = truth.notna()
+            out[teacher, dim] = float((part["label"][scored] == truth[scored]).mean()) if scored.any() else float("nan")
     return out
 
 
@@ -125,7 +125,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", nargs="+", default=["synthetic", "blogs", "pan19"], help="synthetic, blogs, pan19, simulated")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="synthetic and simulated seeds")
-    ap.add_argument("--panel", choices=["packaged", "demo"], default="packaged", help="packaged: demo panel + SmolLM2")
+    ap.add_argument("--panel", choices=devsets.PANELS, default="packaged",
+                    help="packaged: the demo's panel + SmolLM2; refined: packaged with prototype refinement")
     ap.add_argument("--users", type=int, default=1000, help="users sampled from a real set")
     ap.add_argument("--synthetic-users", type=int, default=600)
     ap.add_argument("--work", type=Path, default=Path("/tmp/confprofile-answers"), help="reply caches (resumable)")

@@ -29,10 +29,26 @@ SMOLLM2 = {"name": "smollm2", "backend": "smollm2", "model": "smollm2", "prompt_
            "temperature": 0.0, "max_user_tokens": 128}
 
 
-def panel(name: str) -> list[TeacherConfig]:
-    """`demo`: the demo's packaged teachers; `packaged`: those and SmolLM2 (every packaged teacher)."""
+PANELS = ("demo", "packaged", "refined")
+
+
+def panel(name: str, refine_iterations: int = 10, refine_anchor: float = 0.9) -> list[TeacherConfig]:
+    """`demo`: the demo's packaged teachers; `packaged`: those and SmolLM2 (every packaged teacher);
+    `refined`: `packaged` with each embedding teacher's prototypes fitted to the users (`<name>+refine`)."""
     teachers = list(PipelineConfig.from_yaml(demo_config_path()).teachers)
-    return teachers + [TeacherConfig(**SMOLLM2)] if name == "packaged" else teachers
+    if name == "demo":
+        return teachers
+    packaged = teachers + [TeacherConfig(**SMOLLM2)]
+    if name == "packaged":
+        return packaged
+    return [t for t in packaged if t.backend != "embedding"] + refined(packaged, refine_iterations, refine_anchor)
+
+
+def refined(teachers: list[TeacherConfig], iterations: int, anchor: float) -> list[TeacherConfig]:
+    """Each embedding teacher again, with its prototypes fitted to the users (`<name>+refine`)."""
+    return [t.model_copy(update={"name": f"{t.name}+refine", "params": {**t.params, "refine_iterations": iterations,
+                                                                       "refine_anchor": anchor}})
+            for t in teachers if t.backend == "embedding"]
 
 
 def load_set(name: str, n_users: int, datasets: Path = DATASETS, split_seed: int = 0):

@@ -1,92 +1,86 @@
-"""Quality and speed of single teachers on synthetic ProfileBench users (prints figures, asserts nothing).
+"""Every packaged teacher, with and without prototype refinement, per dimension of each development set,
+beside the majority-class baseline (prints figures, asserts nothing).
 
-    python benchmarks/teacher_quality.py --users 200 --seed 2 --difficulty 0.5 \
-        --teachers smollm2:default,smollm2:concise,embedding
+    python benchmarks/teacher_quality.py                        # synthetic x 3 seeds + blogs + pan19
+    python benchmarks/teacher_quality.py --sets blogs --refine-iterations 10 --refine-anchor 0.9
 
-A teacher spec is `backend[:prompt_variant]` or a teachers YAML file. Each teacher labels the users
-through a fresh reply cache (so the timing is real work) and is scored against gold with
-`evaluate.evaluate`: per-dimension F1, coverage and ECE of sample 0. For teachers with label
-distributions a second row shows the label-free prior correction (divide each label's probability
-by its mean over these users, renormalise): the class-balance calibration that aggregation applies.
+Answers come from `devsets.panel_answers` (one reply cache per set under `--work`, shared with
+aggregate_quality.py: reruns are cheap). Each teacher alone is scored against gold with
+`confprofile.evaluate`: F1, class-macro F1 and ECE per dimension, raw and after the label-free
+label-prior correction that aggregation applies (`+prior`). The majority class is picked on gold: a
+reference no label-free method could know.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
-import time
+import statistics
 from pathlib import Path
 
 import pandas as pd
 
-from confprofile.bench.profilebench import generate
-from confprofile.data import UserRecord
+import devsets
+from confprofile.aggregate import teacher_predictions
 from confprofile.evaluate import evaluate
-from confprofile.synthesize import label_users
-from confprofile.taxonomy import Taxonomy
-from confprofile.teachers.base import TeacherConfig, load_teacher_configs
 
 
-def teacher_configs(spec: str) -> list[TeacherConfig]:
-    if spec.endswith((".yaml", ".yml")):
-        return load_teacher_configs(spec)
-    configs = []
-    for item in spec.split(","):
-        backend, _, variant = item.strip().partition(":")
-        configs.append(TeacherConfig(name=f"{backend}/{variant or 'default'}", backend=backend,
-                                     model=backend if backend == "smollm2" else "", prompt_variant=variant or "default",
-                                     temperature=0.0))
-    return configs
+def majority(gold: dict, dim: str) -> pd.DataFrame:
+    labels = [g[dim] for g in gold.values() if dim in g]
+    top = max(set(labels), key=labels.count)
+    return pd.DataFrame({"user_id": list(gold), "dimension": dim, "label": top, "confidence": labels.count(top) / len(labels)})
 
 
-def prior_corrected(answers: pd.DataFrame) -> pd.DataFrame:
-    """Argmax of p(label) / mean_users p(label), renormalised: removes a teacher's label prior."""
-    rows = []
-    for dim, part in answers.groupby("dimension"):
-        probs = pd.DataFrame([json.loads(p) for p in part["label_probs"]], index=part.index)
-        adjusted = probs / probs.mean(axis=0)
-        adjusted = adjusted.div(adjusted.sum(axis=1), axis=0)
-        best = adjusted.idxmax(axis=1)
-        rows.append(pd.DataFrame({"user_id": part["user_id"], "dimension": dim, "label": best,
-                                  "confidence": adjusted.max(axis=1)}))
-    return pd.concat(rows)
+def measure(answers: pd.DataFrame, gold: dict, taxonomy) -> dict[str, dict[str, dict]]:
+    """{row name: {dimension: {f1, macro_f1, ece}}}."""
+    rows = {}
+    for dim in taxonomy.dimension_names:
+        m = evaluate(gold, majority(gold, dim), taxonomy)["dimensions"][dim]
+        rows.setdefault("majority class (gold)", {})[dim] = m
+    for calibrate, tag in [((), ""), (("label_prior",), " +prior")]:
+        for teacher, frame in teacher_predictions(answers, calibrate=calibrate, taxonomy=taxonomy).items():
+            m = evaluate(gold, frame[frame["user_id"].astype(str).isin(gold)], taxonomy)
+            rows[f"{teacher}{tag}"] = m["dimensions"]
+    return rows
+
+
+def report(title: str, results: list[dict], dims: list[str]) -> None:
+    print(f"\n{title} ({len(results)} run{'s' if len(results) > 1 else ''}): F1 / class-macro F1 / ECE per dimension")
+    print(f"{'teacher':26} " + " ".join(f"{d[:20]:>22}" for d in dims) + f" {'mean macro':>11}")
+    for name in results[0]:
+        cells, macros = [], []
+        for d in dims:
+            values = [r[name][d] for r in results]
+            f1, macro = (statistics.mean(v[k] or 0.0 for v in values) for k in ("f1", "macro_f1"))
+            eces = [v["ece"] for v in values if v["ece"] is not None]
+            cells.append(f"{f1:.3f}/{macro:.3f}/" + (f"{statistics.mean(eces):.3f}" if eces else "  -  "))
+            macros.append(macro)
+        print(f"{name:26} " + " ".join(f"{c:>22}" for c in cells) + f" {statistics.mean(macros):11.3f}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--users", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=2)
-    parser.add_argument("--difficulty", type=float, default=0.5)
-    parser.add_argument("--teachers", default="smollm2:default,smollm2:concise,embedding")
-    parser.add_argument("--taxonomy", default="profilebench")
-    args = parser.parse_args()
-
-    taxonomy = Taxonomy.load(args.taxonomy)
-    raw_users, raw_gold = generate(args.users, args.seed, args.difficulty)
-    users = [UserRecord(**u) for u in raw_users]
-    gold = {g["user_id"]: g["labels"] for g in raw_gold}
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for config in teacher_configs(args.teachers):
-            start = time.perf_counter()
-            answers = label_users(users, taxonomy, [config], Path(tmp) / f"{config.name.replace('/', '_')}.sqlite")
-            minutes = (time.perf_counter() - start) / 60  # includes loading the model
-            first = answers[answers["sample"] == 0]
-            results[config.name] = (evaluate(gold, first, taxonomy), len(users) / minutes)
-            if first["label_probs"].notna().all():
-                results[config.name + " +prior"] = (evaluate(gold, prior_corrected(first), taxonomy), None)
-            print(f"{config.name}: {len(users) / minutes:.1f} users/minute (incl. model load)", flush=True)
-
-    dims = taxonomy.dimension_names
-    print(f"\n{args.users} users, seed {args.seed}, difficulty {args.difficulty}; F1 per dimension, then headline")
-    header = f"{'teacher':28} " + " ".join(f"{d[:9]:>9}" for d in dims) + "  F1     macF1  cover  ECE    users/min"
-    print(header)
-    for name, (m, speed) in results.items():
-        cells = " ".join(f"{m['dimensions'][d]['f1']:9.3f}" for d in dims)
-        ece = "   -  " if m["ece"] is None else f"{m['ece']:.3f}"
-        print(f"{name:28} {cells}  {m['headline_f1']:.3f}  {m['macro_f1']:.3f}  {m['coverage']:.3f}  {ece}  "
-              + ("" if speed is None else f"{speed:.1f}"))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", nargs="+", default=["synthetic", "blogs", "pan19"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--users", type=int, default=1000, help="users sampled from a real set")
+    ap.add_argument("--synthetic-users", type=int, default=600)
+    ap.add_argument("--refine-iterations", type=int, default=10)
+    ap.add_argument("--refine-anchor", type=float, default=0.9)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/confprofile-answers"), help="reply caches (resumable)")
+    ap.add_argument("--datasets", type=Path, default=devsets.DATASETS)
+    args = ap.parse_args()
+    packaged = devsets.panel("packaged")
+    teachers = packaged + devsets.refined(packaged, args.refine_iterations, args.refine_anchor)
+    for name in args.sets:
+        results, dims = [], []
+        for set_name in [f"synthetic-{s}" for s in args.seeds] if name == "synthetic" else [name]:
+            loaded = devsets.load_set(set_name, args.synthetic_users if name == "synthetic" else args.users, args.datasets)
+            if loaded is not None:
+                users, gold, taxonomy = loaded
+                answers = devsets.panel_answers(set_name, users, taxonomy, teachers, args.work)
+                results.append(measure(answers, gold, taxonomy))
+                dims = taxonomy.dimension_names
+        if results:
+            report(name, results, dims)
 
 
 if __name__ == "__main__":

@@ -197,3 +197,51 @@ def test_smollm2_score_preset_on_two_users(taxonomy):
         parsed = parse_answer(reply.text, taxonomy)
         assert all(p.status == "ok" and 0 < p.confidence <= 1 for p in parsed.values())
         assert json.loads(reply.text)  # format_answer without a rationale line is plain JSON
+
+
+def planted(seed: int, spread: float):
+    """(unit user vectors around 3 class centres plus a shared direction, their classes, the centres)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    centres = torch.nn.functional.normalize(torch.randn(3, 32, generator=generator), dim=1)
+    shared = torch.nn.functional.normalize(torch.randn(32, generator=generator), dim=0) * 3.0  # every user has it
+    classes = torch.arange(600) % 3
+    users = shared + centres[classes] + spread * torch.randn(600, 32, generator=generator)
+    return torch.nn.functional.normalize(users, dim=1), classes, centres
+
+
+def assigned(users, prototypes, centre=None):
+    x = users if centre is None else torch_normalize(users - centre)
+    scores = x @ prototypes.T
+    return ((scores - scores.mean(0)) / scores.std(0)).argmax(1)
+
+
+def torch_normalize(x):
+    import torch
+
+    return torch.nn.functional.normalize(x, dim=1)
+
+
+def test_prototype_refinement_recovers_planted_classes_from_off_topic_descriptions():
+    import torch
+
+    from confprofile.teachers.embedding import refine_prototypes
+
+    users, classes, centres = planted(0, 0.25)
+    off_topic = torch_normalize(0.3 * centres + torch.randn(3, 32, generator=torch.Generator().manual_seed(1)) / 32 ** 0.5)
+    before = (assigned(users, off_topic) == classes).float().mean()
+    refined, centre = refine_prototypes(users, off_topic, anchor=0.5, iterations=10)
+    after = (assigned(users, refined, centre) == classes).float().mean()
+    assert after > before + 0.15 and after > 0.9
+
+
+def test_prototype_refinement_leaves_well_described_classes_where_they_are():
+    from confprofile.teachers.embedding import refine_prototypes
+
+    users, classes, centres = planted(2, 0.25)
+    refined, centre = refine_prototypes(users, centres, anchor=0.9, iterations=10)
+    before = (assigned(users, centres) == classes).float().mean()
+    assert (assigned(users, refined, centre) == classes).float().mean() >= before - 0.01
+    described = torch_normalize(centres - centre)
+    assert float((refined * described).sum(1).min()) > 0.9  # each prototype stays beside its description

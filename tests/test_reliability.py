@@ -111,7 +111,7 @@ def test_agreement_and_kappa_count_only_users_both_teachers_labelled():
     observed, chance, both = agreement(labels, 2)
     assert both[0, 1] == 3 and observed[0, 1] == 2 / 3
     assert chance[0, 1] == (2 * 1 + 1 * 2) / 9
-    assert kappa(observed, chance)[0, 0] == 1.0
+    assert kappa(observed, chance)[0, 1] == (2 / 3 - 4 / 9) / (1 - 4 / 9)
 
 
 def test_label_matrix_takes_each_teachers_vote_over_its_samples():
@@ -122,3 +122,9 @@ def test_label_matrix_takes_each_teachers_vote_over_its_samples():
     part = enc.dims["gender"]
     male = part.labels.index("male")
     np.testing.assert_array_equal(label_matrix(part, enc.n_users, 2), [[male, -1], [-1, 1 - male]])
+
+
+def test_dawid_skene_records_a_falling_loss_per_round():
+    answers, _ = simulate(800, {"age": 4}, [SimTeacher("a", 0.8), SimTeacher("b", 0.7), SimTeacher("c", 0.6)], seed=6)
+    history = DawidSkene(n_iter=20, tol=0.0).fit(answers).loss_history_["age"]
+    assert len(history) == 20 and all(later <= earlier + 1e-9 for earlier, later in zip(history, history[1:]))

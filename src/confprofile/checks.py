@@ -86,8 +86,9 @@ def run_checks(run_dir: str | Path) -> dict:
     checks: dict = {}
     if (run_dir / "aggregate_summary.json").exists():
         summary = json.loads((run_dir / "aggregate_summary.json").read_text())
-        checks["aggregate"] = {row["dimension"]: {"before": row["before"], "after": row["after"], "kept": row.get("kept"),
-                                                   "mean_confidence": row.get("mean_confidence")} for row in summary}
+        keys = ("before", "after", "kept", "mean_confidence", "knows_nothing", "independent_skill", "teacher_skills",
+                "teacher_groups", "fallback")
+        checks["aggregate"] = {row["dimension"]: {key: row.get(key) for key in keys} for row in summary}
     if (run_dir / "answers.parquet").exists() and (run_dir / "pseudo_labels.parquet").exists():
         labels = teacher_labels(pd.read_parquet(run_dir / "answers.parquet", columns=["user_id", "teacher", "dimension", "label"]))
         pseudo = pd.read_parquet(run_dir / "pseudo_labels.parquet", columns=["user_id", "dimension", "label"])

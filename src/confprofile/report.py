@@ -200,6 +200,16 @@ def label_free_sections(checks: dict, rl_log: list[dict]) -> list[str]:
         parts.append("</div>")
     if profiles:
         parts += ["<h3>Confidence histograms</h3><div class='grid'>", *(histogram_plot(d, e) for d, e in profiles.items()), "</div>"]
+    if any(entry.get("teacher_skills") for entry in aggregate.values()):
+        parts += ["<h3>What the teachers know (estimated without gold)</h3>",
+                  "<p class='note'>Independent skill: the largest agreement beyond chance (kappa) between two teachers of "
+                  "different groups. Where it is near 0 no teacher is confirmed by an independent one and the dimension is "
+                  "flagged. Estimated accuracy: the posterior mass the aggregate puts on a teacher's labels.</p>",
+                  table_html(["dimension", "flag", "independent skill", "teacher groups", "estimated teacher accuracy", "fallback"],
+                             [[dim, "teachers know nothing" if e.get("knows_nothing") else "", e.get("independent_skill"),
+                               "; ".join(" + ".join(g) for g in e.get("teacher_groups") or []),
+                               ", ".join(f"{s['teacher']} {s['accuracy']:.2f}" for s in e.get("teacher_skills") or []),
+                               e.get("fallback") or ""] for dim, e in aggregate.items()], "teacher-knowledge")]
     if checks.get("teacher_reliability"):
         rows = [[r["teacher"], r["dimension"], r["answered"], r["agreement_with_others"], r["agreement_with_pseudo_labels"]]
                 for r in checks["teacher_reliability"]]

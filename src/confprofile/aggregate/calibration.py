@@ -1,11 +1,14 @@
 """Gold-free calibration: teacher label priors, teacher confidences, and the class balance of pseudo-labels.
 
-Three calibrators, applied in this order by `aggregate`:
+Calibrators are steps of three kinds, by their `stage`: "answers" steps change the answer table before the
+aggregator and run in the configured order; one "posterior" step shifts the aggregate's posteriors; one
+"confidence" step re-estimates the chosen labels' confidences (`reliability.GroupConfidence`). Here:
 - `label_prior` (answers): a teacher that gives label distributions (log-prob scoring) is corrected
   for its own label prior: each label's probability is divided by its mean over the users, then
   renormalised. A small model that scores one label high for everybody stops voting for it blindly.
 - `confidence` (answers): per teacher and dimension, a monotone map from stated confidence to the
-  rate at which such answers agree with the consensus of the OTHER teachers (leave-one-teacher-out).
+  rate at which such answers agree with the consensus of the OTHER teachers (leave-one-group-out:
+  teachers of one group, `reliability.TeacherGroups`, never witness for each other).
   A small labelled dev set may replace the consensus; then `used_labels` is true.
 - `class_balance` (posteriors): estimate the label prior (EM re-estimation, Saerens et al. 2002, or
   target marginals from config), shift the posteriors to it, and set per-class decision weights so

@@ -24,7 +24,7 @@ def read_answers(path: Path):
 def aggregate_command(
     answers: Path = typer.Option(..., "--answers", help="answers.parquet from `confprofile label`."),
     method: str = typer.Option("weighted", "--method", help="majority, weighted or dawid_skene."),
-    calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Teacher prior + confidence calibration and class balance."),
+    calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Teacher prior + confidence calibration, class balance, group confidence (docs/aggregation.md)."),
     out: Path = typer.Option(Path("pseudo_labels.parquet"), "--out", help="Output pseudo_labels.parquet."),
     taxonomy: str = typer.Option("profilebench", "--taxonomy", help="Taxonomy YAML or built-in name (fixes label order, drops labels outside it)."),
     keep_threshold: float = typer.Option(0.5, "--keep-threshold", help="Minimum calibrated confidence for kept=true."),

@@ -20,6 +20,9 @@ from confprofile.aggregate.reliability import independent_skill
 from confprofile.aggregate.voting import posterior_and_votes, softmax_inplace
 
 
+SKILL_USERS = 30_000  # the degeneracy checks read this many users: a kappa or a label share from them is exact to ~.01
+
+
 @AGGREGATORS.register("dawid_skene")
 class DawidSkene(Aggregator):
     """Dawid & Skene (1979) with soft counts, Dirichlet-smoothed confusions, weighted-vote start.
@@ -30,7 +33,8 @@ class DawidSkene(Aggregator):
     less than `tol` (crowd-kit's criterion, per user rather than per answer).
     `min_kappa`: below this chance-corrected agreement between any two teachers EM only fits noise (on
     random answers it found teachers 10-17 points above chance), so the dimension falls back.
-    After `fit`, `confusions_[dim]` is (teachers, true label, answered label), and `fallbacks_[dim]` says
+    After `fit`, `confusions_[dim]` is (teachers, true label, answered label), `loss_history_[dim]` the
+    negative marginal log-likelihood per voted user after each EM round, and `fallbacks_[dim]` says
     why a dimension fell back to the weighted vote's posterior (see `degenerate`).
     """
 
@@ -43,7 +47,7 @@ class DawidSkene(Aggregator):
         self.min_kappa = min_kappa
 
     def fit(self, answers):
-        self.confusions_ = {}
+        self.confusions_, self.loss_history_ = {}, {}
         return super().fit(answers)
 
     def _fit_dim(self, name, part, enc):
@@ -55,6 +59,7 @@ class DawidSkene(Aggregator):
         truth[unvoted] = 1.0 / k
         alpha = self.smoothing + self.prior_strength * np.eye(k)
         n_voted, previous = n - len(unvoted), -np.inf
+        history = self.loss_history_.setdefault(name, [])
         for _ in range(self.n_iter):
             # M-step: confusion[t, true, answered] and class prior from the current soft truth.
             seen = (counts.T @ truth).reshape(w, k, k).transpose(0, 2, 1) + alpha
@@ -68,13 +73,14 @@ class DawidSkene(Aggregator):
             truth[unvoted] = prior
             # marginal log-likelihood per voted user (the unvoted add log 1 = 0): stop when EM stalls
             loglik = float(log_marginal.sum()) / max(n_voted, 1)
+            history.append(-loglik)
             if loglik - previous < self.tol:
                 break
             previous = loglik
         self.confusions_[name] = confusion
-        skill = independent_skill(part, enc)
+        skill = independent_skill(part, enc, SKILL_USERS)
         reason = (f"no two teachers agree beyond chance (best kappa {skill:.3f})" if skill < self.min_kappa
-                  else degenerate(confusion, prior, truth[np.flatnonzero(voted(votes))]))
+                  else degenerate(confusion, prior, truth[:SKILL_USERS]))  # a view: no copy of a 1M-row posterior
         if reason is not None:  # EM found no teacher better than chance, or piled every user on one label
             self.fallbacks_[name] = reason
             start, _ = posterior_and_votes(part, n)

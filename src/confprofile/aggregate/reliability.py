@@ -23,14 +23,21 @@ from confprofile.aggregate.calibration import CALIBRATORS
 from confprofile.aggregate.voting import vote_matrix
 
 
-def label_matrix(part, n_users: int, n_teachers: int) -> np.ndarray:
-    """(n_users, n_teachers) label code of each teacher's vote over its samples of the user; -1 without one."""
+def label_matrix(part, n_users: int, n_teachers: int, first: int | None = None) -> np.ndarray:
+    """(users, n_teachers) label code of each teacher's vote over its samples of the user; -1 without one.
+    `first`: the first users only (user ids are sorted, so a cheap, deterministic sample of a large table)."""
+    scanned, row = part.voting, part.user
+    if first is not None and first < n_users:
+        scanned, n_users = scanned & (part.user < first), first
     out = np.full((n_users, n_teachers), -1, dtype=np.int64)
+    if part.whole_votes:  # one sample per teacher and user: its label is its vote
+        out[row[scanned], part.teacher[scanned]] = part.label[scanned]
+        return out
     for t in range(n_teachers):
-        mine = part.voting & (part.teacher == t)
+        mine = scanned & (part.teacher == t)
         if not mine.any():
             continue
-        votes = vote_matrix(part.user[mine], part.label[mine], part.weight[mine], n_users, part.k)
+        votes = vote_matrix(row[mine], part.label[mine], part.weight[mine], n_users, part.k)
         answered = votes.sum(axis=1) > 0
         out[answered, t] = decide(votes[answered])
     return out
@@ -38,17 +45,21 @@ def label_matrix(part, n_users: int, n_teachers: int) -> np.ndarray:
 
 def agreement(labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(observed agreement, chance agreement from each teacher's label shares, users both answered), each
-    (T, T), over the users both teachers of a pair labelled."""
+    (T, T) with a NaN diagonal, over the users both teachers of a pair labelled: every pair's joint label
+    counts from one bincount."""
     t = labels.shape[1]
+    first, second = np.triu_indices(t, 1)
+    a, b = labels[:, first], labels[:, second]  # (users, pairs)
+    both_answered = (a >= 0) & (b >= 0)
+    cell = np.arange(len(first)) * k * k + a * k + b
+    joint = np.bincount(cell[both_answered], minlength=len(first) * k * k).reshape(len(first), k, k)
+    count = joint.sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        agree = np.trace(joint, axis1=1, axis2=2) / count
+        by_chance = np.einsum("pa,pa->p", joint.sum(axis=2), joint.sum(axis=1)) / count.astype(float) ** 2
     observed, chance, both = np.full((t, t), np.nan), np.full((t, t), np.nan), np.zeros((t, t), dtype=np.int64)
-    for i in range(t):
-        for j in range(t):
-            rows = (labels[:, i] >= 0) & (labels[:, j] >= 0)
-            both[i, j] = rows.sum()
-            if both[i, j]:
-                a, b = labels[rows, i], labels[rows, j]
-                observed[i, j] = float((a == b).mean())
-                chance[i, j] = float(np.bincount(a, minlength=k) @ np.bincount(b, minlength=k)) / both[i, j] ** 2
+    for matrix, values in ((observed, agree), (chance, by_chance), (both, count)):
+        matrix[first, second] = matrix[second, first] = values
     return observed, chance, both
 
 
@@ -132,18 +143,14 @@ def teacher_skills(part, enc: Encoded, posterior: np.ndarray) -> list[dict]:
     return out
 
 
-def independent_skill(part, enc: Encoded) -> float:
+def independent_skill(part, enc: Encoded, max_users: int = 30_000) -> float:
     """The largest chance-corrected agreement between two teachers of different groups (0 with one group):
     where even that is near 0, no teacher's labels carry evidence that another independent one confirms."""
-    labels = label_matrix(part, enc.n_users, len(enc.teachers))
+    labels = label_matrix(part, enc.n_users, len(enc.teachers), max_users)  # a kappa from 30k users is exact to ~.01
     observed, chance, both = agreement(labels, part.k)
     group = enc.groups()
-    best = 0.0
-    for i in range(len(enc.teachers)):
-        for j in range(i + 1, len(enc.teachers)):
-            if group[i] != group[j] and both[i, j] > 0:
-                best = max(best, float(kappa(observed, chance)[i, j]))
-    return best
+    independent = (group[:, None] != group[None, :]) & (both > 0)
+    return float(max(kappa(observed, chance)[independent].max(initial=0.0), 0.0))
 
 
 @CALIBRATORS.register("group_confidence")

@@ -38,6 +38,10 @@ class EmbeddingParams(BaseModel):
     rationale_snippets: int = Field(2, ge=1, description="Best-matching snippets quoted in the rationale.")
     seed: int = Field(0, description="Seed for samples k > 1 (drawn from the tempered distribution).")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice).")
+    refine_iterations: int = Field(0, ge=0, description="EM rounds fitting each label's prototype to the users' own "
+                                   "embeddings (0: the descriptions alone). See `refine_prototypes`.")
+    refine_anchor: float = Field(0.9, ge=0.0, le=1.0, description="Weight of the description prototype in each refined one.")
+    refine_users: int = Field(2000, ge=10, description="Users (the first pending ones) the refinement is fitted on.")
 
 
 def readable(name: str) -> str:
@@ -57,6 +61,33 @@ def label_texts(taxonomy: Taxonomy) -> dict[str, dict[str, list[str]]]:
             for label in dim.labels
         }
     return texts
+
+
+def refine_prototypes(users, prototypes, anchor: float, iterations: int):
+    """(refined unit prototypes, centre): each label's prototype moved towards the users it claims.
+
+    Scores are computed on centred vectors (the users' mean direction removed: every account of one
+    platform shares it, and it drowns the label differences) and standardised per label (so that no
+    label claims users by a constant offset). Each round, a label's data prototype is the mean of the
+    centred users weighted by their soft assignment; the new prototype is `anchor` x description + the
+    rest x data. A round that would leave a label under a fifth of its fair share is not taken: the
+    guard against a class collapsing into its neighbour. `users` (N, D) and `prototypes` (L, D) unit rows.
+    """
+    import torch
+
+    centre = users.mean(0)
+    x = torch.nn.functional.normalize(users - centre, dim=1)
+    described = torch.nn.functional.normalize(prototypes - centre, dim=1)
+    current = described
+    for _ in range(iterations):
+        scores = x @ current.T
+        scores = (scores - scores.mean(0)) / (scores.std(0) + 1e-9)
+        claim = torch.softmax(scores, dim=1)
+        if float(claim.mean(0).min()) < 0.2 / len(prototypes):
+            break
+        data = torch.nn.functional.normalize(claim.T @ x, dim=1)
+        current = torch.nn.functional.normalize(anchor * described + (1 - anchor) * data, dim=1)
+    return current, centre
 
 
 def snippets(user_text: str, max_chars: int, limit: int) -> list[str]:
@@ -89,6 +120,7 @@ class EmbeddingTeacher(Teacher):
             torch.set_num_threads(self.params.threads)
         self.encoder = SentenceTransformer(self._model_path(), device="cpu" if not torch.cuda.is_available() else None)
         self.prototypes = self._prototypes()
+        self.centre = None  # the users' mean embedding once prototypes are refined (vectors are then centred)
 
     def _model_path(self) -> str:
         if self.config.model.lower() not in PACKAGED_NAMES:
@@ -122,6 +154,8 @@ class EmbeddingTeacher(Teacher):
         for request in requests:
             groups.setdefault(request.user_text, []).append(request)
         texts = list(groups)
+        if self.params.refine_iterations and self.centre is None and texts:
+            self.refine(texts[: self.params.refine_users])
         for start in range(0, len(texts), self.params.batch_users):
             batch = texts[start : start + self.params.batch_users]
             for text, (probs, notes) in zip(batch, self.score_users(batch)):
@@ -129,18 +163,41 @@ class EmbeddingTeacher(Teacher):
                     seed = derived_seed(self.params.seed, request.user_id, request.sample)
                     on_reply(request, distribution_reply(probs, notes, request.sample, self.config.temperature, seed))
 
+    def refine(self, user_texts: list[str]) -> None:
+        """Fit every dimension's prototypes to these users (`refine_prototypes`). The replies then depend on
+        the users the first labelling run saw; the reply cache keeps them for later runs."""
+        import torch
+
+        means = []
+        for start in range(0, len(user_texts), self.params.batch_users):
+            for vectors in self._snippet_vectors(user_texts[start : start + self.params.batch_users])[1]:
+                means.append(torch.nn.functional.normalize(vectors.mean(0), dim=0))
+        users = torch.stack(means)
+        for dim, (labels, protos) in self.prototypes.items():
+            refined, self.centre = refine_prototypes(users, protos, self.params.refine_anchor, self.params.refine_iterations)
+            self.prototypes[dim] = (labels, refined)
+
+    def _snippet_vectors(self, user_texts: list[str]):
+        """(snippets per user, their unit vectors per user)."""
+        pieces = [snippets(t, self.params.snippet_chars, self.params.max_snippets) for t in user_texts]
+        flat = self._encode([p for user in pieces for p in user])
+        vectors, offset = [], 0
+        for user in pieces:
+            vectors.append(flat[offset : offset + len(user)])
+            offset += len(user)
+        return pieces, vectors
+
     def score_users(self, user_texts: list[str]) -> list[tuple[dict[str, dict[str, float]], dict[str, str]]]:
         """Per user: ({dimension: {label: prob}}, {dimension: rationale})."""
         import torch
 
-        pieces = [snippets(t, self.params.snippet_chars, self.params.max_snippets) for t in user_texts]
-        flat = self._encode([p for user in pieces for p in user])
-        results, offset = [], 0
+        results = []
         mix, temp = self.params.mix, self.params.softmax_temperature
-        for user in pieces:
-            vectors = flat[offset : offset + len(user)]
-            offset += len(user)
+        for user, vectors in zip(*self._snippet_vectors(user_texts)):
             mean = torch.nn.functional.normalize(vectors.mean(0), dim=0)
+            if self.centre is not None:  # refined prototypes live among centred vectors
+                vectors = torch.nn.functional.normalize(vectors - self.centre, dim=1)
+                mean = torch.nn.functional.normalize(mean - self.centre, dim=0)
             probs, notes = {}, {}
             for dim, (labels, protos) in self.prototypes.items():
                 sims = vectors @ protos.T  # (snippets, labels)
