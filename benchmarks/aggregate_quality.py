@@ -107,7 +107,7 @@ def report(title: str, results: list[tuple[dict, list[dict]]]) -> None:
     for stage in stages:
         cells = [mean_se([r[stage][m] for r, _ in results]) for m in ("f1", "macro_f1", "ece")]
         print(f"{stage:34} {cells[0]:>12} {cells[1]:>12} {cells[2]:>12}")
-    default, best, vote = (f"weighted + calibration", "best single teacher", "majority")
+    default, best, vote = ("weighted + calibration", "best single teacher", "majority")
     mean = {s: {m: statistics.mean(r[s][m] for r, _ in results) for m in ("f1", "macro_f1", "ece")} for s in (default, best, vote, "dawid_skene + calibration")}
     print(f"default - best teacher: F1 {mean[default]['f1'] - mean[best]['f1']:+.3f}, macro {mean[default]['macro_f1'] - mean[best]['macro_f1']:+.3f}; "
           f"default - majority: F1 {mean[default]['f1'] - mean[vote]['f1']:+.3f}, macro {mean[default]['macro_f1'] - mean[vote]['macro_f1']:+.3f}; "

@@ -157,7 +157,7 @@ def test_lora_adapter_save_and_reload_give_the_same_outputs(tmp_path, tiny_base,
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from confprofile.predict import load_student
+    from confprofile.models import load_student
 
     out = train_student(records, tmp_path / "lora", _config(tiny_base, lora_r=4, merge_lora=False, lr=5e-2, max_steps=3))
     assert (out / "adapter_config.json").exists() and not (out / "model.safetensors").exists()

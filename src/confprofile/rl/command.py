@@ -63,7 +63,7 @@ def train_rl(
     """
     from transformers.trainer_utils import get_last_checkpoint
 
-    from confprofile.predict import load_student
+    from confprofile.models import load_student
     from confprofile.rl.guards import RLMonitor
     from confprofile.rl.trainer import GroupVoteGRPOTrainer, grpo_args, prompt_dataset
     from confprofile.taxonomy import Taxonomy
