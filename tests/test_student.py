@@ -245,7 +245,7 @@ def test_verbs_distill_rl_and_predict_an_encoder_student(tmp_path):
                                  "--pseudo-labels", str(tmp_path / "pseudo.parquet"), "--out", str(tmp_path / "student"), *common])
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["rl", "--model", str(tmp_path / "student"), "--users", str(tmp_path / "users.jsonl"),
-                                 "--pseudo", str(tmp_path / "pseudo.parquet"), "--out", str(tmp_path / "student_rl"),
+                                 "--pseudo-labels", str(tmp_path / "pseudo.parquet"), "--out", str(tmp_path / "student_rl"),
                                  "--config", str(tmp_path / "rl.yaml"), *common])
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["predict", "--model", str(tmp_path / "student_rl"), "--users", str(tmp_path / "users.jsonl"),

@@ -61,7 +61,7 @@ def test_distill_rl_and_predict_verbs_match_the_run(finished):
            "--unlabeled", str(unlabeled), "--out", str(root / "student"))
     pool = root / "pool.jsonl"
     pool.write_text(train.read_text() + unlabeled.read_text())
-    invoke("rl", "--model", str(root / "student"), "--users", str(pool), "--pseudo", str(run / "pseudo_labels.parquet"),
+    invoke("rl", "--model", str(root / "student"), "--users", str(pool), "--pseudo-labels", str(run / "pseudo_labels.parquet"),
            "--config", str(root / "rl.yaml"), "--out", str(root / "student_rl"))
     assert json.loads((root / "student_rl/rl_summary.json").read_text())["validation_scores"] == \
         json.loads((run / "rl_summary.json").read_text())["validation_scores"]

@@ -27,7 +27,7 @@ def aggregate_command(
     calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Teacher prior + confidence calibration, class balance, group confidence (docs/aggregation.md)."),
     out: Path = typer.Option(Path("pseudo_labels.parquet"), "--out", help="Output pseudo_labels.parquet."),
     taxonomy: str = typer.Option("profilebench", "--taxonomy", help="Taxonomy YAML or built-in name (fixes label order, drops labels outside it)."),
-    keep_threshold: float = typer.Option(0.5, "--keep-threshold", help="Minimum calibrated confidence for kept=true."),
+    keep_threshold: float = typer.Option(0.0, "--keep-threshold", help="Minimum calibrated confidence for kept=true (0: keep all; students weigh rows by confidence)."),
 ) -> None:
     """Vote teacher answers into pseudo-labels and print a per-dimension summary."""
     from rich.console import Console

@@ -16,11 +16,8 @@ import scipy.sparse as sp
 
 from confprofile.aggregate import kernels
 from confprofile.aggregate.base import AGGREGATORS, EPS, Aggregator, voted
-from confprofile.aggregate.reliability import independent_skill
+from confprofile.aggregate.reliability import SAMPLE_USERS, independent_skill
 from confprofile.aggregate.voting import posterior_and_votes, softmax_inplace
-
-
-SKILL_USERS = 30_000  # the degeneracy checks read this many users: a kappa or a label share from them is exact to ~.01
 
 
 @AGGREGATORS.register("dawid_skene")
@@ -78,9 +75,9 @@ class DawidSkene(Aggregator):
                 break
             previous = loglik
         self.confusions_[name] = confusion
-        skill = independent_skill(part, enc, SKILL_USERS)
+        skill = independent_skill(part, enc)
         reason = (f"no two teachers agree beyond chance (best kappa {skill:.3f})" if skill < self.min_kappa
-                  else degenerate(confusion, prior, truth[:SKILL_USERS]))  # a view: no copy of a 1M-row posterior
+                  else degenerate(confusion, prior, truth[:SAMPLE_USERS]))  # a view: no copy of a 1M-row posterior
         if reason is not None:  # EM found no teacher better than chance, or piled every user on one label
             self.fallbacks_[name] = reason
             start, _ = posterior_and_votes(part, n)

@@ -17,10 +17,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
 from confprofile.aggregate.base import Encoded, decide
-from confprofile.aggregate.calibration import CALIBRATORS
-from confprofile.aggregate.voting import vote_matrix
+from confprofile.aggregate.calibration import CALIBRATORS, ConfidenceCalibration, LabelPriorCorrection
+from confprofile.aggregate.voting import WeightedVote, vote_matrix
+
+SAMPLE_USERS = 30_000  # agreement is counted on the first this many users: a kappa from them is exact to ~.01
 
 
 def label_matrix(part, n_users: int, n_teachers: int, first: int | None = None) -> np.ndarray:
@@ -76,7 +80,8 @@ class TeacherGroups:
     `groups`: lists of teacher names known to be one voice; `same_model`: teachers whose answers name
     the same `model` (two poolings of one encoder) are grouped too. Their agreement says nothing about
     their accuracy, and no test on 2-3 teachers can tell it apart from skill (measured: the two MiniLM
-    views agree beyond chance by .30-.46 on real users), so the panel says so. `max_agreement`: two teachers that give the same label on at
+    views agree beyond chance by .30-.46 on real users), so the panel says so. `max_agreement`: two
+    teachers that give the same label on at
     least this share of the users they both label (over `min_users` or more) are near-copies and are
     grouped too, whatever their accuracy: merging two copies of a good teacher loses nothing.
     After `fit_transform`: `groups_` (lists of teacher names, grouped ones only) and `agreement_`
@@ -92,36 +97,24 @@ class TeacherGroups:
         self.max_agreement, self.min_users = max_agreement, min_users
 
     def fit_transform(self, enc: Encoded) -> Encoded:
-        parent = list(range(len(enc.teachers)))
-
-        def root(i: int) -> int:
-            while parent[i] != i:
-                i = parent[i]
-            return i
-
-        def join(i: int, j: int) -> None:
-            parent[root(j)] = root(i)
-
-        index = {name: t for t, name in enumerate(enc.teachers)}
+        n_teachers = len(enc.teachers)
+        linked = np.eye(n_teachers, dtype=bool)  # teacher x teacher: one voice; the groups are its connected components
+        index = {name: i for i, name in enumerate(enc.teachers)}
         by_model: dict[str, list[str]] = {}
         for teacher, model in zip(enc.teachers, enc.teacher_model or []):
             if model is not None and self.same_model:
                 by_model.setdefault(model, []).append(teacher)
         for group in [*self.groups, *by_model.values()]:
             members = [index[name] for name in group if name in index]
-            for other in members[1:]:
-                join(members[0], other)
+            linked[np.ix_(members, members)] = True
         self.agreement_ = {}
         for name, part in enc.dims.items():
-            observed, _, both = agreement(label_matrix(part, enc.n_users, len(enc.teachers)), part.k)
+            observed, _, both = agreement(label_matrix(part, enc.n_users, n_teachers, SAMPLE_USERS), part.k)
             self.agreement_[name] = observed
-            for i, j in zip(*np.nonzero((observed >= self.max_agreement) & (both >= self.min_users))):
-                if i < j:
-                    join(int(i), int(j))
-        roots = [root(t) for t in range(len(enc.teachers))]
-        group = np.unique(roots, return_inverse=True)[1]
+            linked |= (observed >= self.max_agreement) & (both >= self.min_users)
+        group = connected_components(sp.csr_matrix(linked), directed=False)[1]
         size = np.bincount(group)
-        self.groups_ = [[enc.teachers[t] for t in np.flatnonzero(group == g)] for g in range(len(size)) if size[g] > 1]
+        self.groups_ = [[enc.teachers[i] for i in np.flatnonzero(group == g)] for g in range(len(size)) if size[g] > 1]
         share = 1.0 / size[group]  # each member's share of its group's one vote
         dims = {}
         for name, part in enc.dims.items():
@@ -143,10 +136,10 @@ def teacher_skills(part, enc: Encoded, posterior: np.ndarray) -> list[dict]:
     return out
 
 
-def independent_skill(part, enc: Encoded, max_users: int = 30_000) -> float:
+def independent_skill(part, enc: Encoded, max_users: int = SAMPLE_USERS) -> float:
     """The largest chance-corrected agreement between two teachers of different groups (0 with one group):
     where even that is near 0, no teacher's labels carry evidence that another independent one confirms."""
-    labels = label_matrix(part, enc.n_users, len(enc.teachers), max_users)  # a kappa from 30k users is exact to ~.01
+    labels = label_matrix(part, enc.n_users, len(enc.teachers), max_users)
     observed, chance, both = agreement(labels, part.k)
     group = enc.groups()
     independent = (group[:, None] != group[None, :]) & (both > 0)
@@ -163,7 +156,7 @@ class GroupConfidence:
     counts their shared errors as independent evidence (measured: confidence .76 for labels right 43% of
     the time). This step leaves the labels alone and re-estimates their confidence from the answers:
     label-prior correction, `TeacherGroups` (one vote per group), leave-one-group-out calibration
-    (`ConfidenceCalibration`), then the weighted vote's posterior at the chosen label.
+    (`ConfidenceCalibration`), then the log-odds vote's posterior at the chosen label.
     `min_skill`: where no two teachers of different groups agree beyond chance by this much (kappa),
     the dimension is flagged `knows_nothing`: no teacher's labels are confirmed by an independent one.
     `when_blind`: "flag" keeps the calibrated confidences (calibration against a blind peer already
@@ -185,9 +178,6 @@ class GroupConfidence:
         self.method, self.min_skill, self.when_blind = method, min_skill, when_blind
 
     def fit(self, enc: Encoded) -> "GroupConfidence":
-        from confprofile.aggregate.calibration import ConfidenceCalibration, LabelPriorCorrection
-        from confprofile.aggregate.voting import WeightedVote
-
         grouped = self.grouping.fit_transform(LabelPriorCorrection().fit_transform(enc))
         grouped = ConfidenceCalibration(self.method).fit_transform(grouped)
         self.groups_ = self.grouping.groups_

@@ -59,7 +59,7 @@ def run_aggregation(
     *,
     method: str = "weighted",
     calibrate: list[str] | tuple[str, ...] = DEFAULT_CALIBRATION,
-    keep_threshold: float | dict[str, float] = 0.5,
+    keep_threshold: float | dict[str, float] = 0.0,
     taxonomy: Taxonomy | None = None,
     method_options: dict | None = None,
     calibrator_options: dict[str, dict] | None = None,
@@ -71,7 +71,8 @@ def run_aggregation(
 
     method: an `AGGREGATORS` name (majority, weighted, dawid_skene); calibrate: `CALIBRATORS` names
     (default: label_prior, confidence, class_balance, group_confidence; [] for none); keep_threshold: minimum
-    confidence for `kept`, one float or {dimension: float}; taxonomy: fixes label order, other labels
+    confidence for `kept`, one float or {dimension: float} (default 0, keep all: the confidences estimate
+    P(correct), so one cut would keep most binary rows and few 11-label ones); taxonomy: fixes label order, other labels
     count as missing; method_options / calibrator_options: keyword arguments for the aggregator /
     each calibrator (e.g. {"confidence": {"dev_labels": df}}, {"class_balance": {"targets": {...}}}).
     """
@@ -104,7 +105,7 @@ def run_aggregation(
             code, conf = confidence_step.confidence(name, users, code)
             voted = code >= 0
         labels = np.array(part.labels + [UNKNOWN], dtype=object)
-        threshold = keep_threshold.get(name, 0.5) if isinstance(keep_threshold, dict) else keep_threshold
+        threshold = keep_threshold.get(name, 0.0) if isinstance(keep_threshold, dict) else keep_threshold
         kept = voted & (conf >= threshold)
         frames.append(pd.DataFrame({
             "user_id": enc.users[users], "dimension": name, "label": labels[code], "confidence": conf,

@@ -138,7 +138,7 @@ def rl_command(
     model: Path = typer.Option(..., "--model", help="SFT student directory (from `confprofile distill`)."),
     users: Path = typer.Option(..., "--users", help="Training users (users.jsonl / CSV / Parquet); no gold needed."),
     out: Path = typer.Option(..., "--out", help="RL student directory (+ checkpoints/, rl_log.jsonl, rl_summary.json)."),
-    pseudo: Path | None = typer.Option(None, "--pseudo", help="pseudo_labels.parquet: enables difficulty filtering and the vote prior."),
+    pseudo: Path | None = typer.Option(None, "--pseudo-labels", "--pseudo", help="pseudo_labels.parquet: enables difficulty filtering and the vote prior (`--pseudo` is the old spelling)."),
     taxonomy: str = typer.Option("profilebench", "--taxonomy", help="Taxonomy YAML or built-in name."),
     config_path: Path | None = typer.Option(None, "--config", help="YAML of RLConfig fields (see `confprofile.rl.config`)."),
     steps: int | None = typer.Option(None, "--steps", help="Stop after N optimisation steps (overrides the config)."),
