@@ -81,8 +81,7 @@ def build_sft_records(
 
     `pseudo_labels` is the pseudo_labels.parquet DataFrame; users without any row are skipped.
     """
-    from confprofile.data import render_user
-    from confprofile.prompts import build_messages
+    from confprofile.prompts import student_messages
 
     if not_kept not in NOT_KEPT_MODES:
         raise ValueError(f"not_kept must be one of {NOT_KEPT_MODES}, got {not_kept!r}")
@@ -112,7 +111,7 @@ def build_sft_records(
             dim: r if r["kept"] else {"label": UNKNOWN, "confidence": 0.0, "rationale": ""} for dim, r in rows.items()
         }
         confidences = [r["confidence"] for r in rows.values() if r["kept"]]
-        messages = build_messages(render_user(user, max_user_tokens, count_tokens), taxonomy, "student")
+        messages = student_messages(user, taxonomy, max_user_tokens, count_tokens)
         messages.append({"role": "assistant", "content": build_target(labels, taxonomy, rationale)})
         records.append({"messages": messages, "weight": float(weigh(confidences)), "user_id": str(user.user_id)})
     return records

@@ -109,11 +109,10 @@ def predict(
     """A predictions DataFrame: one row per user x dimension (abstentions where output was unparseable)."""
     import pandas as pd
 
-    from confprofile.data import render_user
-    from confprofile.prompts import build_messages, parse_answer
+    from confprofile.prompts import parse_answer, student_messages
 
     model, tokenizer = load_student(model_dir)
-    messages = [build_messages(render_user(u, max_user_tokens), taxonomy, "student") for u in users]
+    messages = [student_messages(u, taxonomy, max_user_tokens) for u in users]
     texts = generate_texts(model, tokenizer, messages, batch_size=batch_size, samples=samples, temperature=temperature,
                            max_new_tokens=max_new_tokens, progress=progress, seed=seed)
     name = model_name or Path(model_dir).name

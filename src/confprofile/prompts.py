@@ -149,6 +149,15 @@ def escape_user_text(text: str) -> str:
     return _TAG_LOOKALIKE.sub(r"&lt;\1", text)
 
 
+def student_messages(user, taxonomy: Taxonomy, max_user_tokens: int = STUDENT_MAX_USER_TOKENS,
+                     count_tokens=None) -> list[dict]:
+    """The LLM student's prompt for one user: the one home for SFT records, prediction and stage 2, so
+    that the student is asked at inference exactly what it was trained on."""
+    from confprofile.data import render_user
+
+    return build_messages(render_user(user, max_user_tokens, count_tokens), taxonomy, "student")
+
+
 def build_messages(user_text: str, taxonomy: Taxonomy, variant: str = "default") -> list[dict]:
     """System + user chat messages; everything before the user data is identical for all users."""
     spec = PROMPT_VARIANTS.get(variant)

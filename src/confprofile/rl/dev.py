@@ -33,12 +33,11 @@ def make_dev_eval(dev_users: Sequence, gold: dict[str, dict[str, str]], taxonomy
     def dev_eval(model, tokenizer) -> dict[str, float]:
         import pandas as pd
 
-        from confprofile.data import render_user
         from confprofile.evaluate import evaluate
         from confprofile.predict import PREDICTION_COLUMNS, generate_texts
-        from confprofile.prompts import build_messages, parse_answer
+        from confprofile.prompts import parse_answer, student_messages
 
-        messages = [build_messages(render_user(u, config.max_user_tokens), taxonomy, "student") for u in dev_users]
+        messages = [student_messages(u, taxonomy, config.max_user_tokens) for u in dev_users]
         ids = [str(u.user_id) for u in dev_users]
         was_training = model.training
         model.eval()

@@ -86,10 +86,9 @@ def prompt_dataset(users: Sequence, taxonomy: Taxonomy, max_user_tokens: int):
     """
     from datasets import Dataset
 
-    from confprofile.data import render_user
-    from confprofile.prompts import build_messages
+    from confprofile.prompts import student_messages
 
-    rows = [{"prompt": build_messages(render_user(u, max_user_tokens), taxonomy, "student"), "user_id": str(u.user_id)} for u in users]
+    rows = [{"prompt": student_messages(u, taxonomy, max_user_tokens), "user_id": str(u.user_id)} for u in users]
     return Dataset.from_list(rows)
 
 
