@@ -23,7 +23,7 @@ import pandas as pd
 
 import devsets
 from confprofile.aggregate import run_aggregation, teacher_predictions
-from confprofile.aggregate.stage import DEFAULT_CALIBRATION
+from confprofile.aggregate.pseudo_labels import DEFAULT_CALIBRATION
 from confprofile.evaluate import evaluate
 from confprofile.taxonomy import Dimension, Label, Taxonomy
 

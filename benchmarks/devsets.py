@@ -19,7 +19,7 @@ import pandas as pd
 from confprofile.bench.profilebench import generate
 from confprofile.data import UserRecord, load_gold, load_users
 from confprofile.pipeline import PipelineConfig, demo_config_path
-from confprofile.synthesize import label_users
+from confprofile.label import label_users
 from confprofile.taxonomy import Taxonomy
 from confprofile.teachers.base import TeacherConfig
 

@@ -61,7 +61,7 @@ def _users(n: int, offset: int):
 
 def run_http(latency: float, concurrencies: list[int], seconds: float) -> None:
     from confprofile.prompts import build_messages
-    from confprofile.synthesize import label_users
+    from confprofile.label import label_users
     from confprofile.taxonomy import Taxonomy
     from confprofile.teachers.base import TeacherConfig, TeacherRequest, build_teacher
 
@@ -107,7 +107,7 @@ def run_http(latency: float, concurrencies: list[int], seconds: float) -> None:
 
 def run_smollm2(n_users: int) -> None:
     from confprofile.bench.profilebench import generate
-    from confprofile.synthesize import label_users
+    from confprofile.label import label_users
     from confprofile.taxonomy import Taxonomy
     from confprofile.teachers.base import TeacherConfig
 

@@ -70,7 +70,7 @@ def split(labels: pd.Series, tag: str) -> pd.Series:
 def panel_labels(users, taxonomy, configs, cache: Path) -> dict[str, pd.Series]:
     """Per teacher (sample 0) and for the uncalibrated weighted vote: (user, dimension) -> label."""
     from confprofile.aggregate import aggregate
-    from confprofile.synthesize import label_users
+    from confprofile.label import label_users
 
     answers = label_users(users, taxonomy, configs, cache, show_progress=False)
     out = {f"teacher {t}": _labels(part[part["sample"] == 0], t) for t, part in answers.groupby("teacher")}
@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="Directory for the reply caches (default: temporary).")
     args = parser.parse_args()
 
-    from confprofile.synthesize import default_teachers_path
+    from confprofile.label import default_teachers_path
     from confprofile.teachers.base import load_teacher_configs
 
     taxonomy = Taxonomy.builtin("profilebench")

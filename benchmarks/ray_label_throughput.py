@@ -53,7 +53,7 @@ def main() -> None:
     import ray
 
     from confprofile.scale.ray_label import RayLabelConfig, label_users_ray
-    from confprofile.synthesize import label_users
+    from confprofile.label import label_users
 
     taxonomy = Taxonomy.builtin("profilebench")
     users = [UserRecord(user_id=f"u{i:05d}", data={"bio": f"user {i}", "searches": [f"q{i}", f"t{i % 7}"]}) for i in range(args.users)]

@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1] / "src" / "confprofile"
-LABEL_FREE = ["synthesize.py", "distill.py", "predict.py", "prompts.py", "cache.py", "privacy.py", "profiles.py", "checks.py",
+LABEL_FREE = ["label.py", "distill.py", "predict.py", "prompts.py", "cache.py", "privacy.py", "profiles.py", "checks.py",
               "aggregate", "teachers", "student", "rl", "scale"]
 EVALUATION_SIDE = {ROOT / "rl" / "dev.py"}
 FORBIDDEN_MODULES = {"confprofile.evaluate", "confprofile.report", "confprofile.rl.dev"}

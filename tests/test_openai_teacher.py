@@ -184,7 +184,7 @@ def transformers_server():
 def test_real_transformers_serve_end_to_end(transformers_server, tmp_path):
     """Two users through a real `transformers serve` (SmolLM2) into the answers table."""
     from confprofile.data import UserRecord
-    from confprofile.synthesize import label_users
+    from confprofile.label import label_users
 
     url, model = transformers_server
     # the compact student prompt and 8 new tokens keep this short on a busy CPU; the JSON will be cut off

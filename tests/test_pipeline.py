@@ -126,7 +126,7 @@ def test_label_free_stages_never_read_gold():
     for stage in ("run_label", "run_aggregate", "run_distill", "run_rl"):
         source = inspect.getsource(getattr(stages, stage))
         assert "load_gold" not in source and "gold.jsonl" not in source and "read_jsonl" not in source, stage
-    for module in ("synthesize", "aggregate", "distill", "predict"):
+    for module in ("label", "aggregate", "distill", "predict"):
         root = Path(__file__).parents[1] / "src" / "confprofile"
         files = [root / f"{module}.py"] if (root / f"{module}.py").exists() else list((root / module).glob("*.py"))
         assert files and not any("load_gold" in f.read_text() for f in files), module
@@ -185,6 +185,6 @@ def test_encoder_student_run_learns_from_train_and_unlabeled_users(tmp_path):
 
 
 def test_run_and_the_aggregate_verb_calibrate_alike_by_default():
-    from confprofile.aggregate.stage import DEFAULT_CALIBRATION
+    from confprofile.aggregate.pseudo_labels import DEFAULT_CALIBRATION
 
     assert PipelineConfig().aggregate.calibrate == list(DEFAULT_CALIBRATION)

@@ -21,7 +21,7 @@ from fake_openai import FakeOpenAIServer, messages_key
 
 import confprofile.teachers.openai_compat as openai_compat
 from confprofile.data import UserRecord
-from confprofile.synthesize import label_users
+from confprofile.label import label_users
 from confprofile.taxonomy import Taxonomy
 from confprofile.teachers.base import TeacherConfig
 

@@ -20,7 +20,7 @@ from fake_openai import FakeOpenAIServer
 
 from confprofile.data import UserRecord
 from confprofile.prompts import DATA_TAG, PROMPT_VARIANTS, build_messages
-from confprofile.synthesize import label_users
+from confprofile.label import label_users
 from confprofile.taxonomy import Taxonomy
 from confprofile.teachers.base import TeacherConfig
 from test_reliability_inputs import run_cli

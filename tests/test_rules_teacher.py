@@ -7,7 +7,7 @@ import pytest
 
 from confprofile.data import UserRecord
 from confprofile.errors import InputError
-from confprofile.synthesize import label_users
+from confprofile.label import label_users
 from confprofile.taxonomy import Taxonomy
 from confprofile.teachers.base import TeacherConfig, build_teacher
 

@@ -2,7 +2,7 @@
 
 `label_jobs` renders each user for a teacher and keys each request for the reply cache;
 `answer_rows` parses a cached reply into rows of the long answers table (docs/architecture.md);
-`answers_frame` gives the table its column types. `synthesize` (one process) and
+`answers_frame` gives the table its column types. `label` (one process) and
 `scale.ray_label` (a Ray cluster) both build on these, so both engines write the same table.
 """
 

@@ -37,7 +37,7 @@ from confprofile.evaluate import evaluate_command  # noqa: E402
 from confprofile.pipeline import quickstart_command, report_command, run_command  # noqa: E402
 from confprofile.rl.command import rl_command  # noqa: E402
 from confprofile.student.commands import distill_command, predict_command  # noqa: E402
-from confprofile.synthesize import label_command  # noqa: E402
+from confprofile.label import label_command  # noqa: E402
 
 app.command("generate", help="Generate a synthetic ProfileBench split (users, gold, taxonomy, card).")(generate_command)
 app.add_typer(import_app, name="import", help="Import MovieLens-100K or your own CSV/Parquet table.")

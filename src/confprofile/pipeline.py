@@ -37,7 +37,7 @@ STAGES = [stage.name for stage in stage_table.STAGES]
 class AggregateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     method: str = Field("weighted", description="Aggregator for the pseudo-labels the student learns from.")
-    # the default of `confprofile aggregate` (aggregate.stage.DEFAULT_CALIBRATION; a test keeps them equal),
+    # the default of `confprofile aggregate` (aggregate.pseudo_labels.DEFAULT_CALIBRATION; a test keeps them equal),
     # spelled out so that reading a config does not import the aggregation kernels
     calibrate: list[str] = Field(default_factory=lambda: ["label_prior", "confidence", "class_balance", "group_confidence"], description="Calibrators, in order.")
     options: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments for aggregate().")
@@ -76,7 +76,7 @@ class PipelineConfig(BaseModel):
         except ValidationError as exc:
             raise InputError.from_validation(path, exc) from None
         if config.teachers:
-            from confprofile.synthesize import check_configs
+            from confprofile.label import check_configs
 
             check_configs(config.teachers, path)  # unknown backends/variants: fail now, not after the data stage
         return config

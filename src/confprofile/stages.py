@@ -66,7 +66,7 @@ def run_data(run) -> list[str]:
 
 # ---------------------------------------------------------------- stage 1a
 def run_label(run) -> list[str]:
-    from confprofile.synthesize import default_teachers_path, label_users
+    from confprofile.label import default_teachers_path, label_users
     from confprofile.teachers.base import load_teacher_configs
 
     configs = run.config.teachers or load_teacher_configs(default_teachers_path())
@@ -83,7 +83,7 @@ def run_aggregate(run) -> list[str]:
     import pandas as pd
 
     from confprofile.aggregate import aggregate, teacher_predictions
-    from confprofile.aggregate.stage import run_aggregation
+    from confprofile.aggregate.pseudo_labels import run_aggregation
 
     taxonomy = _taxonomy(run)
     answers = pd.read_parquet(run.path("answers.parquet"))

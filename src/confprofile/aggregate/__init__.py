@@ -10,7 +10,7 @@ _EXPORTS = {
     "MajorityVote": "voting", "WeightedVote": "voting", "DawidSkene": "dawid_skene",
     "CALIBRATORS": "calibration", "ClassBalance": "calibration", "ConfidenceCalibration": "calibration",
     "LabelPriorCorrection": "calibration",
-    "aggregate": "stage", "run_aggregation": "stage", "teacher_predictions": "stage",
+    "aggregate": "pseudo_labels", "run_aggregation": "pseudo_labels", "teacher_predictions": "pseudo_labels",
     "aggregate_command": "cli",
 }
 __all__ = sorted(_EXPORTS)
@@ -19,5 +19,5 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'confprofile.aggregate' has no attribute {name!r}")
-    import_module("confprofile.aggregate.stage")  # registers every aggregator and calibrator
+    import_module("confprofile.aggregate.pseudo_labels")  # registers every aggregator and calibrator
     return getattr(import_module(f"confprofile.aggregate.{_EXPORTS[name]}"), name)

@@ -34,7 +34,7 @@ def aggregate_command(
     from rich.table import Table
 
     from confprofile.aggregate.base import AGGREGATORS
-    from confprofile.aggregate.stage import DEFAULT_CALIBRATION, run_aggregation
+    from confprofile.aggregate.pseudo_labels import DEFAULT_CALIBRATION, run_aggregation
     from confprofile.files import atomic_write_parquet
     from confprofile.taxonomy import Taxonomy
 

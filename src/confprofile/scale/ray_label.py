@@ -63,7 +63,7 @@ def require_ray():
 def _answer_batch(teacher, batch):
     """Answer one pyarrow batch of requests with `teacher`; return the raw replies as a pyarrow table.
 
-    Rows carry the rendered user text only; the chat messages are rebuilt here exactly as `synthesize`
+    Rows carry the rendered user text only; the chat messages are rebuilt here exactly as `label`
     builds them, which keeps the shared system prompt out of the object store. The rebuilt request
     must hash to the driver's key, so a reply can never be cached under another request's key.
     """

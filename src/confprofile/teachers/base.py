@@ -3,7 +3,7 @@
 A teacher turns requests (one user, one sample index, the chat messages of a prompt variant)
 into replies: the raw answer text in the JSON answer schema (see docs/architecture.md), and,
 where the backend has them, per-dimension label distributions. Parsing, caching and retries
-of whole rows live in `prompts.py` and `synthesize.py`, so a backend only talks to its engine.
+of whole rows live in `prompts.py` and `label.py`, so a backend only talks to its engine.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Requests run concurrently on one asyncio loop (a semaphore of `concurrency` workers, paced to
 `rate_limit` requests/s). Transient failures (429, 408, 5xx, timeouts, connection errors, malformed
 bodies) are retried with exponential backoff and jitter, honouring `Retry-After`; after
-`max_retries` the request is reported as failed and `synthesize` retries it on the next run.
+`max_retries` the request is reported as failed and the label stage retries it on the next run.
 
 params (all optional):
   base_url        server root incl. /v1 (default http://127.0.0.1:8000/v1)

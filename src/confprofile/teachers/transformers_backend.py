@@ -318,7 +318,7 @@ class TransformersTeacher(Teacher):
                 try:
                     scored = self.score_users(prefix, tail, [ids for _, ids in batch])
                     error = None
-                except Exception as exc:  # recorded per request; synthesize retries on the next run
+                except Exception as exc:  # recorded per request; the label stage retries on the next run
                     scored, error = [None] * len(batch), f"{type(exc).__name__}: {exc}"
                 for (data, _), probs in zip(batch, scored):
                     for request in groups[(prefix, data, tail)]:

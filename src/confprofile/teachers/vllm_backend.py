@@ -81,7 +81,7 @@ class VLLMTeacher(Teacher):
             try:
                 outputs = llm.chat([list(r.messages) for r in chunk], [self._sampling(r) for r in chunk], use_tqdm=True)
                 replies = [TeacherReply(text=out.outputs[0].text) for out in outputs]
-            except Exception as exc:  # a failed chunk is recorded; synthesize retries it next run
+            except Exception as exc:  # a failed chunk is recorded; the label stage retries it next run
                 replies = [TeacherReply(text=None, error=f"{type(exc).__name__}: {exc}")] * len(chunk)
             for request, reply in zip(chunk, replies):
                 on_reply(request, reply)

@@ -17,7 +17,7 @@ from fake_openai import FakeOpenAIServer
 
 from confprofile.data import UserRecord
 from confprofile.answers import ANSWER_COLUMNS
-from confprofile.synthesize import default_teachers_path, label_users, plan
+from confprofile.label import default_teachers_path, label_users, plan
 from confprofile.taxonomy import Taxonomy
 from confprofile.teachers.base import TEACHERS, Teacher, TeacherConfig, TeacherReply, load_teacher_configs
 
