@@ -88,7 +88,7 @@ class DawidSkene(Aggregator):
 def degenerate(confusion: np.ndarray, prior: np.ndarray, posterior: np.ndarray, margin: float = 0.02) -> str | None:
     """Why an EM fit is not to be trusted, or None: every teacher's estimated accuracy (its confusion
     diagonal weighted by the prior) within `margin` of chance (EM explained the answers as noise: measured
-    on synthetic users, where it then labelled 95-100% of users with one class), or the decisions far
+    on synthetic users, where it then labelled 94-100% of users with one class), or the decisions far
     more concentrated on one label than the prior it estimated."""
     k = len(prior)
     accuracy = np.einsum("tkk,k->t", confusion, prior)

@@ -162,7 +162,7 @@ class GroupConfidence:
     `when_blind`: "flag" keeps the calibrated confidences (calibration against a blind peer already
     pulls them towards chance), "prior" sets them to the chosen label's share among the pseudo-labels
     (the accuracy of a guess), "abstain" answers `unknown`. "prior" under-states a good teacher whose
-    peers are blind (synthetic users, SmolLM2 blind: ECE .135 against .078 for "flag"), hence "flag".
+    peers are blind (synthetic seed 0, SmolLM2 blind: ECE .135 against .078 for "flag"), hence "flag".
     After `fit`: `groups_`, `posteriors_`, `knows_nothing_` and `independent_skill_` per dimension, and
     `teacher_skills_` ({dimension: [{teacher, accuracy, users}]}).
     """
