@@ -123,14 +123,9 @@ def report(title: str, results: list[tuple[dict, list[dict]]]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sets", nargs="+", default=["synthetic", "blogs", "pan19"], help="synthetic, blogs, pan19, simulated")
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="synthetic and simulated seeds")
+    devsets.add_set_arguments(ap, "synthetic, blogs, pan19, simulated (--seeds serve both generated kinds)")
     ap.add_argument("--panel", choices=devsets.PANELS, default="packaged",
                     help="packaged: the demo's panel + SmolLM2; refined: packaged with prototype refinement")
-    ap.add_argument("--users", type=int, default=1000, help="users sampled from a real set")
-    ap.add_argument("--synthetic-users", type=int, default=600)
-    ap.add_argument("--work", type=Path, default=Path("/tmp/confprofile-answers"), help="reply caches (resumable)")
-    ap.add_argument("--datasets", type=Path, default=devsets.DATASETS)
     args = ap.parse_args()
     teachers = devsets.panel(args.panel)
     print(f"panel {args.panel}: {', '.join(t.name for t in teachers)}; calibration = {' + '.join(DEFAULT_CALIBRATION)} "
@@ -139,13 +134,7 @@ def main() -> None:
         if name == "simulated":
             report("simulated teachers", [measure(*simulated(3000, seed)) for seed in args.seeds])
             continue
-        results = []
-        for set_name in [f"synthetic-{s}" for s in args.seeds] if name == "synthetic" else [name]:
-            loaded = devsets.load_set(set_name, args.synthetic_users if name == "synthetic" else args.users, args.datasets)
-            if loaded is not None:
-                users, gold, taxonomy = loaded
-                answers = devsets.panel_answers(set_name, users, taxonomy, teachers, args.work)
-                results.append(measure(answers, gold, taxonomy))
+        results = [measure(*run) for run in devsets.labelled_runs(name, args, teachers)]
         if results:
             report(name, results)
 

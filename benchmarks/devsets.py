@@ -78,3 +78,24 @@ def panel_answers(set_name: str, users, taxonomy: Taxonomy, teachers: list[Teach
     answers = label_users(users, taxonomy, teachers, folder / "cache.sqlite")
     (folder / "users.txt").write_text(json.dumps(sorted(u.user_id for u in users)))
     return answers
+
+
+def add_set_arguments(parser, sets_help: str = "synthetic, blogs, pan19") -> None:
+    """The options every quality benchmark over these sets takes."""
+    parser.add_argument("--sets", nargs="+", default=["synthetic", "blogs", "pan19"], help=sets_help)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="synthetic seeds")
+    parser.add_argument("--users", type=int, default=1000, help="users sampled from a real set")
+    parser.add_argument("--synthetic-users", type=int, default=600)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/confprofile-answers"), help="reply caches (resumable)")
+    parser.add_argument("--datasets", type=Path, default=DATASETS)
+
+
+def labelled_runs(name: str, args, teachers: list[TeacherConfig]):
+    """(answers, gold, taxonomy) of each run of set `name` (one per synthetic seed, one for a real set;
+    a missing real set yields nothing), answered by `teachers` through the set's reply cache."""
+    synthetic = name == "synthetic"
+    for set_name in [f"synthetic-{s}" for s in args.seeds] if synthetic else [name]:
+        loaded = load_set(set_name, args.synthetic_users if synthetic else args.users, args.datasets)
+        if loaded is not None:
+            users, gold, taxonomy = loaded
+            yield panel_answers(set_name, users, taxonomy, teachers, args.work), gold, taxonomy

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from pathlib import Path
 
 import pandas as pd
 
@@ -59,28 +58,16 @@ def report(title: str, results: list[dict], dims: list[str]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sets", nargs="+", default=["synthetic", "blogs", "pan19"])
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--users", type=int, default=1000, help="users sampled from a real set")
-    ap.add_argument("--synthetic-users", type=int, default=600)
+    devsets.add_set_arguments(ap)
     ap.add_argument("--refine-iterations", type=int, default=10)
     ap.add_argument("--refine-anchor", type=float, default=0.9)
-    ap.add_argument("--work", type=Path, default=Path("/tmp/confprofile-answers"), help="reply caches (resumable)")
-    ap.add_argument("--datasets", type=Path, default=devsets.DATASETS)
     args = ap.parse_args()
     packaged = devsets.panel("packaged")
     teachers = packaged + devsets.refined(packaged, args.refine_iterations, args.refine_anchor)
     for name in args.sets:
-        results, dims = [], []
-        for set_name in [f"synthetic-{s}" for s in args.seeds] if name == "synthetic" else [name]:
-            loaded = devsets.load_set(set_name, args.synthetic_users if name == "synthetic" else args.users, args.datasets)
-            if loaded is not None:
-                users, gold, taxonomy = loaded
-                answers = devsets.panel_answers(set_name, users, taxonomy, teachers, args.work)
-                results.append(measure(answers, gold, taxonomy))
-                dims = taxonomy.dimension_names
-        if results:
-            report(name, results, dims)
+        runs = list(devsets.labelled_runs(name, args, teachers))
+        if runs:
+            report(name, [measure(*run) for run in runs], runs[0][2].dimension_names)
 
 
 if __name__ == "__main__":

@@ -118,17 +118,16 @@ class ConfidenceCalibration:
     among two near-chance ones was calibrated to ~58% (measured on simulated teachers).
     `dev_labels` (user_id, dimension, label): a small labelled set replaces the consensus (only its
     users' answers fit the maps) and the output records `used_labels`. `min_answers`: a teacher
-    with fewer usable answers in a dimension keeps its stated confidence. `rounds`: each further round
-    votes the consensus with the previous round's calibrated confidences. Open problem: a teacher who is
+    with fewer usable answers in a dimension keeps its stated confidence. Open problem: a teacher who is
     always sure and always wrong, among two honest ones, steers each honest one's consensus, which
-    calibrates them below chance (.28, simulated), and a second round then hears nobody (.44).
+    calibrates them below chance (.28, simulated); re-voting the consensus with calibrated confidences
+    then hears nobody (.44).
     """
 
     stage = "answers"
 
-    def __init__(self, method: str = "isotonic", dev_labels: pd.DataFrame | None = None, min_answers: int = 20,
-                 rounds: int = 1):
-        self.method, self.dev_labels, self.min_answers, self.rounds = method, dev_labels, min_answers, rounds
+    def __init__(self, method: str = "isotonic", dev_labels: pd.DataFrame | None = None, min_answers: int = 20):
+        self.method, self.dev_labels, self.min_answers = method, dev_labels, min_answers
         self.used_labels = dev_labels is not None
         self.maps_: dict[tuple[str, str], object] = {}
 
@@ -144,17 +143,10 @@ class ConfidenceCalibration:
         return (part.label == truth).astype(float), (truth >= 0) & part.voting
 
     def _calibrate(self, name, part, enc):
-        conf = part.conf
-        for _ in range(1 if self.dev_labels is not None else self.rounds):
-            if self.dev_labels is not None:
-                target, usable = self._dev_targets(name, part, enc)
-            else:  # the consensus is voted with the previous round's confidences
-                target, usable = loto_agreement(replace(part, conf=conf), enc)
-            conf = self._fit_maps(name, part, enc, target, usable)
-        return conf
-
-    def _fit_maps(self, name, part, enc, target, usable):
-        """Stated confidence -> target rate, per teacher; the stated confidence where too few answers."""
+        if self.dev_labels is not None:
+            target, usable = self._dev_targets(name, part, enc)
+        else:
+            target, usable = loto_agreement(part, enc)
         sw = part.weight
         conf = part.conf.copy()
         for t, teacher in enumerate(enc.teachers):

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from confprofile.aggregate import kernels
 from confprofile.aggregate.base import AGGREGATORS, EPS, Aggregator, voted
-from confprofile.aggregate.reliability import SAMPLE_USERS, independent_skill
+from confprofile.aggregate.reliability import SAMPLE_USERS, independent_skill, label_matrix
 from confprofile.aggregate.voting import posterior_and_votes, softmax_inplace
 
 
@@ -75,7 +75,7 @@ class DawidSkene(Aggregator):
                 break
             previous = loglik
         self.confusions_[name] = confusion
-        skill = independent_skill(part, enc)
+        skill = independent_skill(label_matrix(part, n, w, SAMPLE_USERS), k, enc.groups())
         reason = (f"no two teachers agree beyond chance (best kappa {skill:.3f})" if skill < self.min_kappa
                   else degenerate(confusion, prior, truth[:SAMPLE_USERS]))  # a view: no copy of a 1M-row posterior
         if reason is not None:  # EM found no teacher better than chance, or piled every user on one label

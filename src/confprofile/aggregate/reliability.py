@@ -92,8 +92,8 @@ class TeacherGroups:
     used_labels = False
 
     def __init__(self, groups: list[list[str]] | None = None, same_model: bool = True, max_agreement: float = 0.97,
-                 min_users: int = 20, reweight: bool = True):
-        self.groups, self.same_model, self.reweight = groups or [], same_model, reweight
+                 min_users: int = 20):
+        self.groups, self.same_model = groups or [], same_model
         self.max_agreement, self.min_users = max_agreement, min_users
 
     def fit_transform(self, enc: Encoded) -> Encoded:
@@ -119,29 +119,27 @@ class TeacherGroups:
         dims = {}
         for name, part in enc.dims.items():
             weight = part.weight * share[part.teacher]
-            dims[name] = part if (size == 1).all() or not self.reweight else replace(part, sample_weight=weight)
+            dims[name] = part if (size == 1).all() else replace(part, sample_weight=weight)
         return enc.with_dims(dims, teacher_group=group)
 
 
-def teacher_skills(part, enc: Encoded, posterior: np.ndarray) -> list[dict]:
+def teacher_skills(labels: np.ndarray, teachers: list[str], posterior: np.ndarray) -> list[dict]:
     """Per teacher: its estimated accuracy (mean posterior probability of the labels it gave, over the
-    users with a posterior) and how many users it labelled."""
-    labels = label_matrix(part, enc.n_users, len(enc.teachers))
-    voted = ~np.isnan(posterior[:, 0]) if posterior.shape[1] else np.zeros(enc.n_users, bool)
+    users with a posterior) and how many users it labelled; `labels` from `label_matrix`."""
+    voted = ~np.isnan(posterior[:, 0]) if posterior.shape[1] else np.zeros(len(posterior), bool)
     out = []
-    for t, teacher in enumerate(enc.teachers):
+    for t, teacher in enumerate(teachers):
         rows = np.flatnonzero((labels[:, t] >= 0) & voted)
         if len(rows):
             out.append({"teacher": teacher, "accuracy": float(posterior[rows, labels[rows, t]].mean()), "users": int(len(rows))})
     return out
 
 
-def independent_skill(part, enc: Encoded, max_users: int = SAMPLE_USERS) -> float:
-    """The largest chance-corrected agreement between two teachers of different groups (0 with one group):
-    where even that is near 0, no teacher's labels carry evidence that another independent one confirms."""
-    labels = label_matrix(part, enc.n_users, len(enc.teachers), max_users)
-    observed, chance, both = agreement(labels, part.k)
-    group = enc.groups()
+def independent_skill(labels: np.ndarray, k: int, group: np.ndarray) -> float:
+    """The largest chance-corrected agreement between two teachers of different groups (0 with one group),
+    over the users of `labels` (a `label_matrix`; its first `SAMPLE_USERS` rows are plenty): where even
+    that is near 0, no teacher's labels carry evidence that another independent one confirms."""
+    observed, chance, both = agreement(labels, k)
     independent = (group[:, None] != group[None, :]) & (both > 0)
     return float(max(kappa(observed, chance)[independent].max(initial=0.0), 0.0))
 
@@ -184,8 +182,9 @@ class GroupConfidence:
         self.posteriors_ = WeightedVote(weights="log_odds").fit(grouped).posteriors_
         self.teacher_skills_, self.independent_skill_, self.knows_nothing_ = {}, {}, {}
         for name, part in grouped.dims.items():
-            self.teacher_skills_[name] = teacher_skills(part, grouped, self.posteriors_[name])
-            self.independent_skill_[name] = independent_skill(part, grouped)
+            labels = label_matrix(part, grouped.n_users, len(grouped.teachers))  # once per dimension, for both
+            self.teacher_skills_[name] = teacher_skills(labels, grouped.teachers, self.posteriors_[name])
+            self.independent_skill_[name] = independent_skill(labels[:SAMPLE_USERS], part.k, grouped.groups())
             self.knows_nothing_[name] = self.independent_skill_[name] < self.min_skill
         return self
 
