@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 import confprofile.aggregate as agg
 from confprofile.cli import app
+from confprofile.cli.aggregate import aggregate_command
 from confprofile.errors import InputError
 from teacher_simulator import SimTeacher, simulate
 
@@ -43,7 +44,7 @@ def test_aggregate_package_never_imports_a_gold_loader():
                 assert all(alias.name not in ("confprofile.data", "confprofile.evaluate") for alias in node.names), path
             if isinstance(node, ast.Name | ast.Attribute):
                 assert "load_gold" not in ast.unparse(node), path
-    for fn in (agg.aggregate, agg.run_aggregation, agg.aggregate_command, agg.teacher_predictions):
+    for fn in (agg.aggregate, agg.run_aggregation, aggregate_command, agg.teacher_predictions):
         assert not [p for p in inspect.signature(fn).parameters if "gold" in p], fn
 
 

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from confprofile.bench.csv_import import convert, import_table
-from confprofile.bench.importers import import_app
+from confprofile.cli.data import import_app
 from confprofile.bench.movielens import age_group, import_movielens, load_movielens, zip_region
 from confprofile.errors import InputError
 from confprofile.taxonomy import Taxonomy

@@ -80,7 +80,8 @@ def ray_cluster():
 @pytest.mark.slow
 def test_ray_path_matches_local_repeats_nothing_and_retries_failures(ray_cluster, tmp_path):
     from confprofile.scale.ray_label import RayLabelConfig, label_users_ray
-    from confprofile.label import label_command, label_users
+    from confprofile.cli.label import label_command
+    from confprofile.label import label_users
 
     taxonomy = Taxonomy.builtin("profilebench")
     users = _users(11) + [UserRecord(user_id="bad", data={"bio": "ALWAYS_500"})]

@@ -205,7 +205,7 @@ def test_monitor_writes_curves_and_stops_on_collapse(tmp_path):
 
 
 def test_quasi_gold_agreement():
-    from confprofile.rl.dev import quasi_gold_agreement
+    from confprofile.dev_monitor import quasi_gold_agreement
 
     votes = [{"gender": DimensionVote("male", 1.0), "age": DimensionVote("unknown", 1.0)},
              {"gender": DimensionVote("female", 0.6), "age": DimensionVote("old", 0.6)}]

@@ -23,10 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import typer
 
 from confprofile.errors import InputError
-from confprofile.files import atomic_write_json, atomic_write_jsonl, staged_dir
+from confprofile.files import atomic_write_json, staged_dir
 from confprofile.prompts import STUDENT_MAX_USER_TOKENS
 from confprofile.registry import Registry
 from confprofile.taxonomy import UNKNOWN, Taxonomy
@@ -140,35 +139,6 @@ def load_sft(path: str | Path) -> list[dict]:
     return records
 
 
-def sft_command(
-    users: Path = typer.Option(..., help="users.jsonl (or CSV/Parquet) of the users to distil on."),
-    pseudo_labels: Path = typer.Option(..., help="pseudo_labels.parquet from `confprofile aggregate`."),
-    out: Path = typer.Option(..., help="Where to write sft.jsonl."),
-    taxonomy: str = typer.Option("profilebench", help="Built-in taxonomy name or a taxonomy YAML path."),
-    weight_fn: str = typer.Option("mean_confidence", help=f"Record weight from the kept confidences: {', '.join(WEIGHT_FNS.names())}."),
-    not_kept: str = typer.Option("mask", help="Not-kept pseudo-labels: 'mask' (target unknown), 'drop' (drop the record), 'keep' (keep label + confidence)."),
-    rationale: bool = typer.Option(True, "--rationale/--no-rationale", help="Put a short rationale line before the JSON profile (off for the tiny student)."),
-    max_user_tokens: int = typer.Option(STUDENT_MAX_USER_TOKENS, help="Token budget for the rendered user data."),
-) -> None:
-    """Build sft.jsonl (chat messages + weight) from users and their pseudo-labels."""
-    import pandas as pd
-
-    from confprofile.data import load_users
-
-    if not pseudo_labels.exists():
-        raise InputError(pseudo_labels, None, None, "file not found")
-    table = pd.read_parquet(pseudo_labels)
-    missing = {"user_id", "dimension", "label", "confidence", "kept"} - set(table.columns)
-    if missing:
-        raise InputError(pseudo_labels, None, sorted(missing)[0], "missing column (expected the pseudo_labels.parquet layout)")
-    records = build_sft_records(
-        load_users(users), table, Taxonomy.load(taxonomy),
-        weight_fn=weight_fn, not_kept=not_kept, rationale=rationale, max_user_tokens=max_user_tokens,
-    )
-    if not records:
-        raise InputError(pseudo_labels, None, "kept", "no user in --users has a kept pseudo-label")
-    atomic_write_jsonl(out, records)
-    typer.echo(f"{len(records)} SFT records -> {out}")
 
 
 # ---- training -------------------------------------------------------------------------------------

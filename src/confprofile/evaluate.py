@@ -16,14 +16,12 @@ Scoring rules for the edge cases:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import typer
 
-from confprofile.data import load_gold, read_jsonl  # evaluation is the one stage allowed to read gold
+from confprofile.data import read_jsonl
 from confprofile.errors import InputError
 from confprofile.taxonomy import UNKNOWN, Taxonomy
 
@@ -344,22 +342,4 @@ def print_comparison(df: pd.DataFrame, console=None, title: str = "Stage compari
     (console or _console()).print(table)
 
 
-def evaluate_command(
-    gold: Path = typer.Option(..., "--gold", help="gold.jsonl: {user_id, labels: {dimension: label}}."),
-    pred: Path = typer.Option(..., "--pred", help="predictions .parquet or .jsonl (long or wide rows)."),
-    taxonomy: str = typer.Option("profilebench", "--taxonomy", help="Built-in taxonomy name or a YAML path."),
-    out: Path | None = typer.Option(None, "--out", help="Also write the metrics as JSON to this file."),
-    json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON instead of a table."),
-) -> None:
-    """Score predictions against gold: per-dimension P/R/F1, macro F1, coverage, ECE, Brier, AUROC."""
-    tax = Taxonomy.load(taxonomy)  # InputError for an unknown name or a bad file
-    metrics = evaluate(load_gold(gold, tax), load_predictions(pred), tax)
-    if out is not None:
-        from confprofile.files import atomic_write_json
-
-        atomic_write_json(out, metrics)
-    if json_out:
-        typer.echo(json.dumps(metrics, indent=2))
-    else:
-        print_metrics(metrics)
 

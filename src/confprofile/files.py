@@ -111,3 +111,23 @@ def read_yaml(path: str | Path):
         problem = getattr(exc, "problem", None)
         message = f"invalid YAML: {problem}" if problem else "invalid YAML"
         raise InputError(path, None if mark is None else mark.line + 1, None, message) from None
+
+
+def read_parquet_frame(path: str | Path, required: Iterable[str] = (), layout: str = "Parquet table"):
+    """A Parquet file as a pandas DataFrame; a missing or unreadable file, or a missing column of
+    `required`, is an InputError naming the file (and the first missing column)."""
+    import pyarrow.parquet as pq
+
+    from confprofile.errors import InputError
+
+    path = Path(path)
+    try:
+        frame = pq.read_table(path).to_pandas()
+    except FileNotFoundError:
+        raise InputError(path, None, None, "file not found") from None
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise InputError(path, None, None, f"not a readable {layout} ({type(exc).__name__}: {exc})") from None
+    missing = sorted(set(required) - set(frame.columns))
+    if missing:
+        raise InputError(path, None, missing[0], f"missing column(s) {missing} (expected the {layout} layout)")
+    return frame

@@ -8,12 +8,12 @@ by confidence-weighted self-consistency. Output that cannot be parsed becomes ab
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 from confprofile.models import load_student
 from confprofile.prompts import STUDENT_MAX_USER_TOKENS
+from confprofile.rl.voting import vote_dimension, vote_weight
 from confprofile.student.base import PREDICTION_COLUMNS
 from confprofile.taxonomy import UNKNOWN, Taxonomy
 
@@ -70,26 +70,18 @@ def generate_texts(
 
 
 def self_consistency(answers: Sequence) -> tuple[str, float, str]:
-    """(label, confidence, rationale) from k ParsedAnswers of one dimension, weighted by their confidences.
+    """(label, confidence, rationale) from k ParsedAnswers of one dimension: the confidence-weighted
+    vote of `rl.voting` (the same vote stage 2 trains towards, with its floor and tie rule).
 
-    The label with the largest summed confidence wins; its confidence is that sum divided by k (the winner's
-    confidence-weighted share of all samples: k agreeing answers at 0.7 give 0.7, a 2-of-4 split gives less).
-    Abstentions and unparseable samples vote for `unknown`/nothing; if `unknown` wins the confidence is 0.
+    Its confidence is the winner's summed confidence divided by k (k agreeing answers at 0.7 give 0.7,
+    a 2-of-4 split gives less). Unparseable samples vote for nothing; if `unknown` wins, confidence 0.
     """
-    k = len(answers)
-    scores: dict[str, float] = defaultdict(float)
-    rationale: dict[str, str] = {}
-    for answer in answers:
-        if answer.label is None:
-            continue
-        scores[answer.label] += answer.confidence if answer.label != UNKNOWN else max(answer.confidence, 1e-6)
-        rationale.setdefault(answer.label, answer.rationale or "")
-    if not scores:
+    vote = vote_dimension(answers)
+    if not vote.is_label:
         return UNKNOWN, 0.0, ""
-    label = max(scores, key=lambda lab: (scores[lab], lab != UNKNOWN))
-    if label == UNKNOWN:
-        return UNKNOWN, 0.0, rationale[label]
-    return label, min(1.0, scores[label] / k), rationale[label]
+    mass = sum(vote_weight(a) for a in answers if a.label is not None)
+    rationale = next((a.rationale or "" for a in answers if a.label == vote.label), "")
+    return vote.label, min(1.0, vote.strength * mass / len(answers)), rationale
 
 
 def predict(

@@ -11,7 +11,6 @@ _EXPORTS = {
     "CALIBRATORS": "calibration", "ClassBalance": "calibration", "ConfidenceCalibration": "calibration",
     "LabelPriorCorrection": "calibration",
     "aggregate": "pseudo_labels", "run_aggregation": "pseudo_labels", "teacher_predictions": "pseudo_labels",
-    "aggregate_command": "cli",
 }
 __all__ = sorted(_EXPORTS)
 

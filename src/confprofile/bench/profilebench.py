@@ -21,7 +21,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import typer
 
 from confprofile.bench.compose import compose_user, word_count
 from confprofile.files import atomic_write_jsonl, atomic_write_text
@@ -232,13 +231,3 @@ def write_split(out: str | Path, n_users: int, seed: int, difficulty: float) -> 
     return out
 
 
-def generate_command(
-    users: int = typer.Option(1000, "--users", min=1, help="Number of users to generate."),
-    seed: int = typer.Option(0, "--seed", help="Random seed. Different seeds give disjoint user ids (train vs test)."),
-    out: Path = typer.Option(..., "--out", help="Output directory (created if missing)."),
-    difficulty: float = typer.Option(0.5, "--difficulty", min=0.0, max=1.0,
-                                     help="0 = many explicit statements, 1 = mostly implicit, absent or misleading signals."),
-) -> None:
-    """Generate a synthetic ProfileBench split: users.jsonl, gold.jsonl, signals.jsonl, taxonomy.yaml, dataset_card.md."""
-    path = write_split(out, users, seed, difficulty)
-    typer.echo(f"wrote {users} users (seed {seed}, difficulty {difficulty:g}) to {path}")

@@ -1,4 +1,4 @@
-"""Stage 2 entry points: `train_rl` (library) and `rl_command` (the `confprofile rl` verb).
+"""Stage 2 of an LLM student: `train_rl` (TRL GRPO; the `confprofile rl` verb is `cli/rl.py`).
 
 Layout of `out/`: the RL-trained student (HF files + tokenizer), `checkpoints/` (TRL checkpoints,
 resume picks the newest), `rl_log.jsonl` (training curves, one row per log step) and
@@ -13,14 +13,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import typer
 
 from confprofile.errors import InputError
 from confprofile.files import atomic_write_json, staged_dir
 from confprofile.rl.config import RLConfig
 from confprofile.rl.filters import quantile_thresholds, select_users
 from confprofile.rl.voting import summarize_pseudo
-from confprofile.student.targets import load_pseudo
 
 def _resume_counters(log_path: Path) -> dict:
     """The last log row of an interrupted run, to carry its counters over on resume."""
@@ -134,63 +132,3 @@ def train_rl(
     return summary
 
 
-def rl_command(
-    model: Path = typer.Option(..., "--model", help="SFT student directory (from `confprofile distill`)."),
-    users: Path = typer.Option(..., "--users", help="Training users (users.jsonl / CSV / Parquet); no gold needed."),
-    out: Path = typer.Option(..., "--out", help="RL student directory (+ checkpoints/, rl_log.jsonl, rl_summary.json)."),
-    pseudo: Path | None = typer.Option(None, "--pseudo-labels", "--pseudo", help="pseudo_labels.parquet: enables difficulty filtering and the vote prior (`--pseudo` is the old spelling)."),
-    taxonomy: str = typer.Option("profilebench", "--taxonomy", help="Taxonomy YAML or built-in name."),
-    config_path: Path | None = typer.Option(None, "--config", help="YAML of RLConfig fields (see `confprofile.rl.config`)."),
-    steps: int | None = typer.Option(None, "--steps", help="Stop after N optimisation steps (overrides the config)."),
-    num_generations: int | None = typer.Option(None, "--num-generations", help="Rollouts per user (overrides the config)."),
-    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the newest checkpoint under OUT/checkpoints."),
-    dev_users: Path | None = typer.Option(None, "--dev-users", help="Small dev slice for the collapse monitor (evaluation only)."),
-    dev_gold: Path | None = typer.Option(None, "--dev-gold", help="Gold of the dev slice (evaluation only; flagged uses_gold_dev in logs)."),
-) -> None:
-    """Confidence-guided unsupervised GRPO on the SFT student (group voting, difficulty filter, collapse guards)."""
-    import yaml
-
-    from confprofile.data import load_users
-
-    values = {}
-    if config_path is not None:
-        try:
-            values = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise InputError(config_path, None, None, f"unreadable RL config ({exc})") from None
-    values.setdefault("taxonomy", taxonomy)
-    from confprofile.student import open_student, student_family
-
-    encoder = student_family(model) == "encoder"
-    if encoder:
-        from confprofile.rl.encoder_policy import ENCODER_DEFAULTS, train_encoder_stage2
-
-        values = {**ENCODER_DEFAULTS, **values}
-    if steps is not None:
-        values["max_steps"] = steps
-    if num_generations is not None:
-        values["num_generations"] = num_generations
-    try:
-        config = RLConfig.from_dict(values)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(config_path, None, None, str(exc)) from None
-    if (dev_users is None) != (dev_gold is None):
-        raise InputError(None, None, "--dev-users/--dev-gold", "give both or neither")
-    dev_eval = None
-    if dev_users is not None:
-        from confprofile.rl.dev import load_dev
-        from confprofile.taxonomy import Taxonomy
-
-        dev_eval = load_dev(dev_users, dev_gold, Taxonomy.load(config.taxonomy), config)
-        config.dev_eval_steps = config.dev_eval_steps or max(1, config.save_steps // 2)
-    if encoder:
-        if dev_eval is not None:
-            raise InputError(None, None, "--dev-users", "the encoder student's stage 2 has no gold dev monitor")
-        summary = train_encoder_stage2(open_student(model, cache_path=model / "embeddings.npz"), load_users(users), out, config,
-                                       pseudo=load_pseudo(pseudo) if pseudo else None)
-    else:
-        summary = train_rl(model, load_users(users), out, config, pseudo=load_pseudo(pseudo) if pseudo else None,
-                           dev_eval=dev_eval, resume=resume)
-    typer.echo(f"RL student -> {out}: {summary['steps']} steps, {summary['rollouts_generated']} rollouts, "
-               f"users {summary['selection']}, groups {summary['groups']}"
-               + (f", stopped: {summary['stop_reason']}" if summary["stop_reason"] else ""))

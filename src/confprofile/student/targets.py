@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from confprofile.errors import InputError
+from confprofile.files import read_parquet_frame
 from confprofile.taxonomy import UNKNOWN, Taxonomy
 
 PSEUDO_COLUMNS = {"user_id", "dimension", "label", "confidence"}
@@ -93,14 +93,4 @@ def held_out_score(probs: dict[str, np.ndarray], posterior: dict[str, PseudoPost
 
 def load_pseudo(path: str | Path):
     """pseudo_labels.parquet as a DataFrame; InputError when unreadable or missing columns."""
-    path = Path(path)
-    try:
-        frame = pd.read_parquet(path)
-    except FileNotFoundError:
-        raise InputError(path, None, None, "file not found") from None
-    except Exception as exc:  # pyarrow raises several types for a non-Parquet file
-        raise InputError(path, None, None, f"not a readable Parquet file ({type(exc).__name__})") from None
-    missing = PSEUDO_COLUMNS - set(frame.columns)
-    if missing:
-        raise InputError(path, None, sorted(missing)[0], f"missing column(s) {sorted(missing)}")
-    return frame
+    return read_parquet_frame(path, PSEUDO_COLUMNS, layout="pseudo_labels.parquet")

@@ -1,4 +1,5 @@
-"""The `confprofile` command line. Each verb is a thin wrapper over its stage module.
+"""The `confprofile` command line. Each verb is a thin adapter over its stage module; no stage module
+imports typer, so the library and `confprofile run` never depend on the command line.
 
 Stage modules import heavy libraries (torch, transformers, trl) inside functions, so that
 `confprofile --help` stays fast. An `InputError` becomes one line on stderr and exit code 2;
@@ -28,16 +29,14 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
     _state["debug"] = debug
 
 
-# ---- verbs, in data-flow order: each module exposes `<verb>_command` ----
-from confprofile.aggregate.cli import aggregate_command  # noqa: E402
-from confprofile.bench.importers import import_app  # noqa: E402
-from confprofile.bench.profilebench import generate_command  # noqa: E402
-from confprofile.distill import sft_command  # noqa: E402
-from confprofile.evaluate import evaluate_command  # noqa: E402
-from confprofile.pipeline import quickstart_command, report_command, run_command  # noqa: E402
-from confprofile.rl.command import rl_command  # noqa: E402
-from confprofile.student.commands import distill_command, predict_command  # noqa: E402
-from confprofile.label import label_command  # noqa: E402
+# ---- verbs, in data-flow order: one module per verb family, each a thin adapter over its stage ----
+from confprofile.cli.aggregate import aggregate_command  # noqa: E402
+from confprofile.cli.data import generate_command, import_app  # noqa: E402
+from confprofile.cli.evaluate import evaluate_command  # noqa: E402
+from confprofile.cli.label import label_command  # noqa: E402
+from confprofile.cli.rl import rl_command  # noqa: E402
+from confprofile.cli.run import quickstart_command, report_command, run_command  # noqa: E402
+from confprofile.cli.students import distill_command, predict_command, sft_command  # noqa: E402
 
 app.command("generate", help="Generate a synthetic ProfileBench split (users, gold, taxonomy, card).")(generate_command)
 app.add_typer(import_app, name="import", help="Import MovieLens-100K or your own CSV/Parquet table.")

@@ -1,7 +1,8 @@
-"""The verbs that train and use a student through the `Student` interface: `confprofile distill`
-(an LLM student on sft.jsonl, or `--student encoder` on users + pseudo-labels) and `confprofile predict`
-(profiles of a users file of any size, streamed in chunks). The engines they drive live below them:
-distill.py (TRL SFT), predict.py (batched generation), student/ (the encoder student).
+"""The verbs that build, train and use a student through the `Student` interface: `confprofile sft`
+(sft.jsonl for an LLM student), `confprofile distill` (an LLM student on sft.jsonl, or `--student
+encoder` on users + pseudo-labels) and `confprofile predict` (profiles of a users file of any size,
+streamed in chunks). The engines they drive live below them: distill.py (TRL SFT), predict.py
+(batched generation), student/ (the encoder student).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from pathlib import Path
 
 import typer
 
-from confprofile.distill import DistillConfig, load_sft, train_student
+from confprofile.distill import WEIGHT_FNS, DistillConfig, build_sft_records, load_sft, train_student
 from confprofile.errors import InputError
+from confprofile.files import atomic_write_jsonl, read_parquet_frame
 from confprofile.prompts import STUDENT_MAX_USER_TOKENS
 from confprofile.student.base import open_student
 from confprofile.student.encoder import EncoderStudent
@@ -85,3 +87,27 @@ def predict_command(
     config = ProfileConfig.from_dict({"chunk_users": chunk_users, "engine": engine})
     counts = profile_users(student, users, out, config, stage=model.name, model_dir=model)
     typer.echo(f"{counts['users']} users -> {out} and {Path(counts['profiles_jsonl']).name}")
+
+
+def sft_command(
+    users: Path = typer.Option(..., help="users.jsonl (or CSV/Parquet) of the users to distil on."),
+    pseudo_labels: Path = typer.Option(..., help="pseudo_labels.parquet from `confprofile aggregate`."),
+    out: Path = typer.Option(..., help="Where to write sft.jsonl."),
+    taxonomy: str = typer.Option("profilebench", help="Built-in taxonomy name or a taxonomy YAML path."),
+    weight_fn: str = typer.Option("mean_confidence", help=f"Record weight from the kept confidences: {', '.join(WEIGHT_FNS.names())}."),
+    not_kept: str = typer.Option("mask", help="Not-kept pseudo-labels: 'mask' (target unknown), 'drop' (drop the record), 'keep' (keep label + confidence)."),
+    rationale: bool = typer.Option(True, "--rationale/--no-rationale", help="Put a short rationale line before the JSON profile (off for the tiny student)."),
+    max_user_tokens: int = typer.Option(STUDENT_MAX_USER_TOKENS, help="Token budget for the rendered user data."),
+) -> None:
+    """Build sft.jsonl (chat messages + weight) from users and their pseudo-labels."""
+    from confprofile.data import load_users
+
+    table = read_parquet_frame(pseudo_labels, {"user_id", "dimension", "label", "confidence", "kept"}, layout="pseudo_labels.parquet")
+    records = build_sft_records(
+        load_users(users), table, Taxonomy.load(taxonomy),
+        weight_fn=weight_fn, not_kept=not_kept, rationale=rationale, max_user_tokens=max_user_tokens,
+    )
+    if not records:
+        raise InputError(pseudo_labels, None, "kept", "no user in --users has a kept pseudo-label")
+    atomic_write_jsonl(out, records)
+    typer.echo(f"{len(records)} SFT records -> {out}")

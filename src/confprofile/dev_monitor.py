@@ -3,7 +3,7 @@
 Gold never reaches a reward: it only measures, on a small held-out dev slice, (a) the F1 of the
 policy's greedy answers and (b) how often the group vote (the quasi ground truth RL trains towards)
 matches gold. The monitor stops training when dev F1 keeps falling (`guards.dev_stop_reason`).
-This is the one place in `rl/` that reads gold, and only when the user passes `--dev-gold`.
+It lives outside `rl/` (which never reads gold) and is loaded only when the user passes `--dev-gold`.
 """
 
 from __future__ import annotations

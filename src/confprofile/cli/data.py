@@ -1,10 +1,13 @@
-"""`confprofile import ...`: turn someone else's data into a run directory's input files."""
+"""The data verbs: `confprofile generate` (synthetic ProfileBench) and `confprofile import ...`
+(someone else's data turned into a run directory's input files)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
+
+from confprofile.bench.profilebench import write_split
 
 import_app = typer.Typer(
     help="Import a dataset into users.jsonl (+ gold.jsonl, taxonomy.yaml).",
@@ -36,3 +39,15 @@ def csv_command(
 
     summary = import_table(table, mapping, out)
     typer.echo(f"wrote {summary['users']} users ({summary['gold']} with gold labels) to {summary['out']}")
+
+
+def generate_command(
+    users: int = typer.Option(1000, "--users", min=1, help="Number of users to generate."),
+    seed: int = typer.Option(0, "--seed", help="Random seed. Different seeds give disjoint user ids (train vs test)."),
+    out: Path = typer.Option(..., "--out", help="Output directory (created if missing)."),
+    difficulty: float = typer.Option(0.5, "--difficulty", min=0.0, max=1.0,
+                                     help="0 = many explicit statements, 1 = mostly implicit, absent or misleading signals."),
+) -> None:
+    """Generate a synthetic ProfileBench split: users.jsonl, gold.jsonl, signals.jsonl, taxonomy.yaml, dataset_card.md."""
+    path = write_split(out, users, seed, difficulty)
+    typer.echo(f"wrote {users} users (seed {seed}, difficulty {difficulty:g}) to {path}")

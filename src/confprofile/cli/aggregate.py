@@ -1,4 +1,4 @@
-"""The `confprofile aggregate` verb: a thin wrapper over `stage.run_aggregation` (heavy imports inside)."""
+"""The `confprofile aggregate` verb: a thin adapter over `aggregate.pseudo_labels.run_aggregation` (heavy imports inside)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,7 @@ from pathlib import Path
 import typer
 
 from confprofile.errors import InputError
-
-
-def read_answers(path: Path):
-    """The answers table as a pandas DataFrame; a missing or unreadable file is an InputError."""
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.read_table(path).to_pandas()
-    except FileNotFoundError:
-        raise InputError(path, None, None, "file not found") from None
-    except Exception as exc:  # pyarrow raises several types for a bad file
-        raise InputError(path, None, None, f"not a readable Parquet answers table ({exc})") from None
+from confprofile.files import read_parquet_frame
 
 
 def aggregate_command(
@@ -42,7 +31,7 @@ def aggregate_command(
         raise InputError(None, None, "--method", f"unknown method {method!r}; choose from {AGGREGATORS.names()}")
     tax = Taxonomy.load(taxonomy)
     try:
-        table, summary = run_aggregation(read_answers(answers), method=method, taxonomy=tax, keep_threshold=keep_threshold,
+        table, summary = run_aggregation(read_parquet_frame(answers, layout="Parquet answers table"), method=method, taxonomy=tax, keep_threshold=keep_threshold,
                                          calibrate=DEFAULT_CALIBRATION if calibrate else ())
     except InputError as exc:  # name the answers file when the table itself is at fault
         if exc.path is None:
