@@ -90,12 +90,17 @@ def add_set_arguments(parser, sets_help: str = "synthetic, blogs, pan19") -> Non
     parser.add_argument("--datasets", type=Path, default=DATASETS)
 
 
-def labelled_runs(name: str, args, teachers: list[TeacherConfig]):
-    """(answers, gold, taxonomy) of each run of set `name` (one per synthetic seed, one for a real set;
-    a missing real set yields nothing), answered by `teachers` through the set's reply cache."""
+def loaded_sets(name: str, args):
+    """(set name, (users, gold, taxonomy)) of each run of set `name`: one per synthetic seed, one for a
+    real set; a missing real set yields nothing."""
     synthetic = name == "synthetic"
     for set_name in [f"synthetic-{s}" for s in args.seeds] if synthetic else [name]:
         loaded = load_set(set_name, args.synthetic_users if synthetic else args.users, args.datasets)
         if loaded is not None:
-            users, gold, taxonomy = loaded
-            yield panel_answers(set_name, users, taxonomy, teachers, args.work), gold, taxonomy
+            yield set_name, loaded
+
+
+def labelled_runs(name: str, args, teachers: list[TeacherConfig]):
+    """(answers, gold, taxonomy) of each run of set `name`, answered by `teachers` through the set's reply cache."""
+    for set_name, (users, gold, taxonomy) in loaded_sets(name, args):
+        yield panel_answers(set_name, users, taxonomy, teachers, args.work), gold, taxonomy

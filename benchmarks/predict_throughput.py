@@ -30,7 +30,8 @@ def main() -> None:
 
     from confprofile.bench.keyword import keyword_predictions
     from confprofile.bench.profilebench import generate
-    from confprofile.data import UserRecord, render_user
+    from confprofile.data import UserRecord
+    from confprofile.render import render_user
     from confprofile.distill import DistillConfig, build_sft_records, train_student
     from confprofile.predict import generate_texts, load_student
     from confprofile.prompts import build_messages

@@ -3,24 +3,44 @@ beside the majority-class baseline (prints figures, asserts nothing).
 
     python benchmarks/teacher_quality.py                        # synthetic x 3 seeds + blogs + pan19
     python benchmarks/teacher_quality.py --sets blogs --refine-iterations 10 --refine-anchor 0.9
+    python benchmarks/teacher_quality.py --examples benchmarks/label_examples.yaml   # + label examples
 
 Answers come from `devsets.panel_answers` (one reply cache per set under `--work`, shared with
 aggregate_quality.py: reruns are cheap). Each teacher alone is scored against gold with
 `confprofile.evaluate`: F1, class-macro F1 and ECE per dimension, raw and after the label-free
 label-prior correction that aggregation applies (`+prior`). The majority class is picked on gold: a
-reference no label-free method could know.
+reference no label-free method could know. With `--examples`, each embedding teacher also answers
+with the set's taxonomy given those label examples (`<name>+examples`; sets the file does not name
+are skipped for that row).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+from pathlib import Path
 
 import pandas as pd
+import yaml
 
 import devsets
 from confprofile.aggregate import teacher_predictions
 from confprofile.evaluate import evaluate
+
+
+def with_examples(taxonomy, examples: dict):
+    """The taxonomy with `examples[dimension][label]` added to its labels."""
+    raw = taxonomy.model_dump()
+    for dim in raw["dimensions"]:
+        for label in dim["labels"]:
+            label["examples"] = list(examples.get(dim["name"], {}).get(label["name"], []))
+    return type(taxonomy).model_validate(raw)
+
+
+def example_answers(set_name: str, users, taxonomy, teachers, examples: dict, work: Path) -> pd.DataFrame:
+    """Answers of each embedding teacher again, as `<name>+examples`, reading the taxonomy with examples."""
+    renamed = [t.model_copy(update={"name": f"{t.name}+examples"}) for t in teachers if t.backend == "embedding"]
+    return devsets.panel_answers(set_name, users, with_examples(taxonomy, examples), renamed, work)
 
 
 def majority(gold: dict, dim: str) -> pd.DataFrame:
@@ -61,13 +81,21 @@ def main() -> None:
     devsets.add_set_arguments(ap)
     ap.add_argument("--refine-iterations", type=int, default=10)
     ap.add_argument("--refine-anchor", type=float, default=0.9)
+    ap.add_argument("--examples", type=Path, help="YAML of label examples per set: {set: {dimension: {label: [examples]}}}")
     args = ap.parse_args()
     packaged = devsets.panel("packaged")
     teachers = packaged + devsets.refined(packaged, args.refine_iterations, args.refine_anchor)
+    examples = yaml.safe_load(args.examples.read_text(encoding="utf-8")) if args.examples else {}
     for name in args.sets:
-        runs = list(devsets.labelled_runs(name, args, teachers))
+        runs = []
+        for set_name, (users, gold, taxonomy) in devsets.loaded_sets(name, args):
+            answers = devsets.panel_answers(set_name, users, taxonomy, teachers, args.work)
+            if name in examples:
+                answers = pd.concat([answers, example_answers(set_name, users, taxonomy, packaged, examples[name], args.work)])
+            runs.append(measure(answers, gold, taxonomy))
+            dims = taxonomy.dimension_names
         if runs:
-            report(name, [measure(*run) for run in runs], runs[0][2].dimension_names)
+            report(name, runs, dims)
 
 
 if __name__ == "__main__":

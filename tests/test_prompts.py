@@ -172,3 +172,15 @@ def test_garbage_never_raises(text):
 def test_json_shaped_garbage_never_raises(obj):
     parsed = parse_answer(json.dumps(obj), TAX)
     assert all(0.0 <= a.confidence <= 1.0 for a in parsed.values())
+
+
+def test_label_examples_reach_both_llm_prompts_and_change_nothing_when_absent(tax):
+    raw = tax.model_dump()
+    raw["dimensions"][2]["labels"][0]["examples"] = ["night shifts on the ward", "patients", "scrubs", "triage", "a fifth one"]
+    with_examples = Taxonomy.model_validate(raw)
+    label = with_examples.dimensions[2].labels[0]
+    for variant in ("default", "concise"):
+        system = build_messages("x", with_examples, variant)[0]["content"]
+        assert "e.g. night shifts on the ward; patients; scrubs; triage" in system and "a fifth one" not in system
+        assert label.name in system
+    assert build_messages("x", Taxonomy.model_validate(tax.model_dump()), "default") == build_messages("x", tax, "default")

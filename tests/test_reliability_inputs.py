@@ -166,7 +166,8 @@ def test_enough_cases():
 
 
 def test_a_valid_2_mb_line_loads(tmp_path):
-    from confprofile.data import load_users, render_user
+    from confprofile.data import load_users
+    from confprofile.render import render_user
 
     path = tmp_path / "users.jsonl"
     path.write_text(GOOD_USERS + json.dumps({"user_id": "big", "data": {"bio": TWO_MB_BIO, "comments": ["hi"] * 1000}}) + "\n")

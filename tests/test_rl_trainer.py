@@ -59,7 +59,7 @@ def tiny_student(tmp_path_factory, mini_taxonomy, users):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from confprofile.data import render_user
+    from confprofile.render import render_user
     from confprofile.models import build_tiny_student
 
     _, tax = mini_taxonomy

@@ -59,3 +59,17 @@ def test_a_bad_rule_names_its_field(rule, field, tmp_path):
     with pytest.raises(InputError) as err:
         build_teacher(TeacherConfig(name="rules", backend="rules", params={"rules": str(path)}), Taxonomy.builtin())
     assert err.value.field == field and str(path) in str(err.value)
+
+
+def test_rules_read_fields_said_in_words(tmp_path):
+    """With the taxonomy's `fields`, rules see `yearly income: $80,000 a year`: the field still matches by
+    its key and the number is 80000 (a thousands separator, not a decimal comma)."""
+    raw = Taxonomy.builtin().model_dump()
+    raw["fields"] = {"income": {"name": "yearly income", "format": "${:,} a year"}}
+    taxonomy = Taxonomy.model_validate(raw)
+    rules = [{"dimension": "consumption_level", "label": "high", "confidence": 0.7, "when": {"field": "yearly_income", "min": 50000}}]
+    users = [UserRecord(user_id="rich", data={"income": 80000}), UserRecord(user_id="poor", data={"income": 900})]
+    answers = label_users(users, taxonomy, [teacher_config(rules)], tmp_path / "cache.sqlite", show_progress=False)
+    got = answers[answers.dimension == "consumption_level"].set_index("user_id")
+    assert got.loc["rich", "label"] == "high" and "80,000" in got.loc["rich", "rationale"]
+    assert got.loc["poor", "parse_status"] == "abstain"

@@ -31,14 +31,14 @@ class LabelJob:
 
 def label_jobs(teacher: Teacher, users, taxonomy: Taxonomy) -> list[LabelJob]:
     """One request per user and sample, rendered within the teacher's token budget, with its cache key."""
-    from confprofile.data import render_user
+    from confprofile.render import render_user
 
     config = teacher.config
     count_tokens = getattr(teacher, "count_tokens", None)  # a backend with a tokenizer may offer exact counts
     identity = teacher.identity()
     jobs = []
     for user in users:
-        text = render_user(user, config.max_user_tokens, count_tokens)
+        text = render_user(user, config.max_user_tokens, count_tokens, taxonomy.fields)
         messages = tuple(build_messages(text, taxonomy, config.prompt_variant))
         for sample in range(config.samples):
             request = TeacherRequest(user.user_id, sample, text, messages)

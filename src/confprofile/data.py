@@ -1,12 +1,8 @@
-"""User data: load users (JSONL, CSV, Parquet) and gold labels, and render a user into prompt text.
+"""User data: load users (JSONL, CSV, Parquet) and gold labels (rendering a user as text: `render`).
 
 A user is an id plus free-form `data`: {source: value}, where a value is a string, a number, a list
 (a history: videos, comments, searches...) or a nested object. Bad input raises `InputError` naming
 the file, the 1-based line (the row number for Parquet) and the field.
-
-Rendering (`render_user`) turns a user into compact text within a token budget. The budget is shared
-fairly: every non-empty source keeps at least a fragment, list sources take turns adding one item at a
-time (so one long history cannot starve a short one), and within a list the newest items survive.
 """
 
 from __future__ import annotations
@@ -15,8 +11,7 @@ import csv
 import io
 import json
 import math
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -27,13 +22,6 @@ from confprofile.errors import InputError
 
 JSONL_SUFFIXES = {".jsonl", ".json", ".ndjson"}
 TABLE_SUFFIXES = {".csv", ".parquet", ".pq"}
-# Sources shown first, in this order; every other source follows alphabetically.
-PREFERRED_ORDER = ("nickname", "bio", "location", "device")
-# A list of objects that all carry one of these keys is sorted by it (oldest -> newest) before truncation.
-TIME_KEYS = ("time", "timestamp", "date", "datetime", "ts", "created_at", "updated_at", "watched_at")
-# Keys whose value leads a rendered object without a "key:" prefix.
-TEXT_KEYS = ("title", "text", "content", "name", "query", "comment", "item")
-ELLIPSIS = "…"
 
 
 class UserRecord(BaseModel):
@@ -128,7 +116,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _is_empty(value: Any) -> bool:
+def is_empty(value: Any) -> bool:
     return value is None or (isinstance(value, (str, list, dict)) and len(value) == 0)
 
 
@@ -136,7 +124,7 @@ def _record_from_cells(path: Path, line: int, row: dict) -> UserRecord:
     """A CSV/Parquet row: `user_id` plus non-empty columns as sources, or a `data` object/JSON column."""
     user_id = _user_id(path, line, row.get("user_id"))
     data: dict[str, Any] = {}
-    if "data" in row and not _is_empty(row["data"]):
+    if "data" in row and not is_empty(row["data"]):
         inner = _maybe_json(_plain(row["data"]))
         if not isinstance(inner, dict):
             raise InputError(path, line, "data", "must be a JSON object {source: value}")
@@ -145,7 +133,7 @@ def _record_from_cells(path: Path, line: int, row: dict) -> UserRecord:
         if key in ("user_id", "data"):
             continue
         value = _maybe_json(_plain(value))
-        if not _is_empty(value):
+        if not is_empty(value):
             data[key] = value
     return UserRecord(user_id=user_id, data=data)
 
@@ -278,166 +266,3 @@ def load_gold(path: str | Path, taxonomy=None) -> dict[str, dict[str, str]]:
     if not gold:
         raise InputError(path, None, None, "empty file: no gold labels")
     return gold
-
-
-# ---- token counting --------------------------------------------------------------------------------
-
-_CJK = "\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff"
-_PIECE = re.compile(rf"[{_CJK}]|\d|[^\W\d{_CJK}]+|[^\w\s]")
-
-
-def approx_tokens(text: str) -> int:
-    """A tokenizer-free token estimate: each CJK character, digit and punctuation mark is one token,
-    each other word one token per 4 characters (rounded, at least one). Measured against SmolLM2's
-    tokenizer: ~1.0x on plain English, 0.93x (median) on ProfileBench users. Budgets that must be
-    exact should pass `make_token_counter(tokenizer)`."""
-    return sum(max(1, (len(piece) + 2) // 4) for piece in _PIECE.findall(text))
-
-
-def make_token_counter(tokenizer) -> Callable[[str], int]:
-    """An exact counter for a Hugging Face tokenizer (special tokens excluded)."""
-
-    def count(text: str) -> int:
-        return len(tokenizer.encode(text, add_special_tokens=False))
-
-    return count
-
-
-# ---- rendering -------------------------------------------------------------------------------------
-
-
-def _fmt(value: Any) -> str:
-    """A value as compact one-line text: objects as `title | key: value`, lists comma-separated."""
-    if isinstance(value, dict):
-        lead = [_fmt(value[k]) for k in TEXT_KEYS if k in value and not _is_empty(value[k])]
-        rest = [f"{k}: {_fmt(v)}" for k, v in value.items() if k not in TEXT_KEYS and not _is_empty(v)]
-        return " | ".join(lead + rest)
-    if isinstance(value, list):
-        return ", ".join(_fmt(v) for v in value if not _is_empty(v))
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return " ".join(str(value).split())
-
-
-def _chronological(items: list) -> list:
-    """Items oldest -> newest: sorted by a shared time key if every item is an object carrying one,
-    else in the given order (lists are assumed to be stored oldest first)."""
-    if not items or not all(isinstance(it, dict) for it in items):
-        return items
-    for key in TIME_KEYS:
-        if all(key in it and it[key] is not None for it in items):
-            try:
-                return sorted(items, key=lambda it: it[key])  # stable: ties keep the given order
-            except TypeError:
-                return items
-    return items
-
-
-def _cut(text: str, max_tokens: int, count: Callable[[str], int]) -> str:
-    """The longest prefix of `text` (plus an ellipsis) within `max_tokens`; "" if nothing fits."""
-    if count(text) <= max_tokens:
-        return text
-    if count(ELLIPSIS) > max_tokens:
-        return ""
-    text = text[: 16 * max_tokens + 16]  # no token is longer than 16 characters: keeps the search short
-    lo, hi = 0, len(text)  # invariant: prefix of length lo fits, length hi does not
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if count(text[:mid].rstrip() + ELLIPSIS) <= max_tokens:
-            lo = mid
-        else:
-            hi = mid
-    best = text[:lo].rstrip()
-    space = best.rfind(" ")
-    if space > len(best) - 15 and space > 0:  # prefer a word boundary when one is near
-        best = best[:space].rstrip()
-    return best + ELLIPSIS
-
-
-def _source_order(data: dict[str, Any]) -> list[str]:
-    keys = [k for k in data if _fmt(data[k])]
-    first = [k for k in PREFERRED_ORDER if k in keys]
-    return first + sorted(k for k in keys if k not in PREFERRED_ORDER)
-
-
-class _Section:
-    """One source being filled: scalars are one line, lists one line per item, newest items first."""
-
-    def __init__(self, name: str, value: Any):
-        self.name = name
-        self.is_list = isinstance(value, list)
-        items = [_fmt(v) for v in _chronological(value)] if self.is_list else [_fmt(value)]
-        self.newest_first = [item for item in reversed(items) if item]
-        self.kept: list[str] = []  # rendered items, newest first
-        self.open = True
-
-    def heading(self) -> str:
-        total = len(self.newest_first)
-        if self.is_list and len(self.kept) < total:
-            return f"{self.name} (newest {len(self.kept)} of {total}):"
-        return f"{self.name}:"
-
-    def next_item(self) -> str | None:
-        return self.newest_first[len(self.kept)] if self.open and len(self.kept) < len(self.newest_first) else None
-
-    def lines(self) -> list[str]:
-        if not self.is_list:
-            return [f"{self.name}: {self.kept[0]}" if self.kept else self.heading()]
-        return [self.heading()] + [f"- {item}" for item in reversed(self.kept)]
-
-
-def _fill(sections: list[_Section], budget: int, count: Callable[[str], int]) -> None:
-    """Share `budget` round-robin: each round every open section adds its next-newest item.
-
-    Items are cut to a fair share of the budget; round one (the newest item of every source) is
-    max-min fair, so sources with short items leave room for long ones. A section whose next item
-    does not fit stops, so what is kept is always the newest run of items.
-    """
-    newline = count("\n")
-    worst = [s.name + (f" (newest {len(s.newest_first)} of {len(s.newest_first)}):" if s.is_list else ":") for s in sections]
-    left = budget - sum(count(h) + newline for h in worst) - len(sections)  # 1 per section: item prefixes
-    share = max(left // max(len(sections), 1), 1)
-    order = sorted(range(len(sections)), key=lambda i: count(sections[i].next_item() or ""))
-    for rank, i in enumerate(order):  # round one, max-min fair
-        allowance = min(share * 2, max(left // (len(sections) - rank), 0))
-        text = _cut(sections[i].next_item(), allowance, count)
-        if text:
-            sections[i].kept.append(text)
-            left -= count(text) + newline
-    while left > 0 and any(s.next_item() is not None for s in sections):
-        for section in sections:
-            item = section.next_item()
-            if item is None:
-                continue
-            if count(item) > share:
-                item = _cut(item, share, count)
-            cost = count(item) + newline
-            if not item or cost > left:
-                section.open = False
-                continue
-            section.kept.append(item)
-            left -= cost
-
-
-def render_user(user: UserRecord, max_tokens: int = 512, count_tokens: Callable[[str], int] | None = None) -> str:
-    """A user's data as prompt text of at most `max_tokens` (by `count_tokens`, default `approx_tokens`).
-
-    Sections follow PREFERRED_ORDER, then the other sources alphabetically; a scalar source is one line
-    `name: value`, a list source a heading plus one `- item` line per item in chronological order, with
-    `(newest k of n)` in the heading when items were dropped. Nested objects render compactly
-    (`title | tags: a, b | watch_seconds: 35`). Deterministic for a given user and counter.
-    """
-    count = count_tokens or approx_tokens
-    names = _source_order(user.data)
-    if not names:
-        return _cut("(no data)", max_tokens, count)
-    budget = max_tokens
-    for _ in range(4):  # a real tokenizer is not additive over lines: shrink until the whole fits
-        sections = [_Section(name, user.data[name]) for name in names]
-        _fill(sections, budget, count)
-        text = "\n".join(line for s in sections for line in s.lines())
-        over = count(text) - max_tokens
-        if over <= 0:
-            return text
-        budget -= over
-    return _cut(text, max_tokens, count)

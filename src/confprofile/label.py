@@ -83,7 +83,7 @@ def check_configs(configs: list[TeacherConfig], path: Path) -> None:
 
 def plan(users, taxonomy: Taxonomy, teacher_configs: list[TeacherConfig], cache_path: str | Path | None = None) -> list[dict]:
     """Per teacher: requests in total, already cached, to send, and estimated tokens. Sends nothing."""
-    from confprofile.data import approx_tokens
+    from confprofile.render import approx_tokens
 
     users = list(users)
     summary = []

@@ -93,11 +93,31 @@ def answer_schema(taxonomy: Taxonomy) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": taxonomy.dimension_names, "additionalProperties": False}
 
 
+PROMPT_EXAMPLES = 4  # a label's first examples shown in the LLM prompts (the embedding teacher uses them all)
+
+
+def examples_note(label) -> str:
+    """`e.g. a; b` from the label's first examples, or "" (then the prompts read as without them)."""
+    return f"e.g. {'; '.join(label.examples[:PROMPT_EXAMPLES])}" if label.examples else ""
+
+
+def label_line(label) -> str:
+    """`name: description (e.g. a; b)`: the label as the full prompt lists it."""
+    line = f"{label.name}: {label.description}".rstrip(": ")
+    return f"{line} ({examples_note(label)})" if label.examples else line
+
+
+def concise_label(label) -> str:
+    """`name (description; e.g. a; b)`: the label as the concise prompt lists it."""
+    inside = "; ".join(part for part in (label.description.rstrip("."), examples_note(label)) if part)
+    return f"{label.name} ({inside})" if inside else label.name
+
+
 def _full_taxonomy(taxonomy: Taxonomy) -> str:
     lines = []
     for dim in taxonomy.dimensions:
         lines.append(f"- {dim.name}: {dim.description}".rstrip(": "))
-        lines += [f"    - {label.name}: {label.description}".rstrip(": ") for label in dim.labels]
+        lines += [f"    - {label_line(label)}" for label in dim.labels]
         lines.append(f"    - {UNKNOWN}: no evidence for any label")
     return "\n".join(lines)
 
@@ -117,7 +137,7 @@ def _default_system(taxonomy: Taxonomy) -> str:
 
 def _concise_system(taxonomy: Taxonomy) -> str:
     dims = "\n".join(
-        f"{dim.name}: " + "; ".join(f"{l.name} ({l.description.rstrip('.')})" if l.description else l.name for l in dim.labels)
+        f"{dim.name}: " + "; ".join(concise_label(label) for label in dim.labels)
         for dim in taxonomy.dimensions
     )
     return (
@@ -153,9 +173,9 @@ def student_messages(user, taxonomy: Taxonomy, max_user_tokens: int = STUDENT_MA
                      count_tokens=None) -> list[dict]:
     """The LLM student's prompt for one user: the one home for SFT records, prediction and stage 2, so
     that the student is asked at inference exactly what it was trained on."""
-    from confprofile.data import render_user
+    from confprofile.render import render_user
 
-    return build_messages(render_user(user, max_user_tokens, count_tokens), taxonomy, "student")
+    return build_messages(render_user(user, max_user_tokens, count_tokens, taxonomy.fields), taxonomy, "student")
 
 
 def build_messages(user_text: str, taxonomy: Taxonomy, variant: str = "default") -> list[dict]:

@@ -37,7 +37,11 @@ class Label(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     description: str = ""
-    aliases: list[str] = Field(default_factory=list)
+    aliases: list[str] = Field(default_factory=list, description="Other spellings a teacher may answer with (mapped to `name`).")
+    examples: list[str] = Field(default_factory=list, description=(
+        "Typical words, interests or items of users with this label, in the data's own terms (\"rates action and "
+        "war films\", \"mentions lesson plans\"): the embedding teacher adds each to the label's prototype, "
+        "the LLM prompts list the first few."))
 
     @field_validator("name")
     @classmethod
@@ -111,11 +115,55 @@ class Dimension(BaseModel):
         return None
 
 
+class FieldFormat(BaseModel):
+    """How to say one field of the users' data in words, so that an LLM reads what a person would:
+    `height: 71` becomes `height: 71 inches`, `income: 80000` `income: $80,000 a year`, `status: 2`
+    `status: married`. Applied wherever a user is rendered (teachers, students, rules)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field("", description="The field's name in words (`body type` for `body_type`); default: the key.")
+    unit: str = Field("", description="Written after a number: `inches`, `km`, `stars`.")
+    format: str = Field("", description="A Python format string for a number, e.g. `${:,} a year`; wins over `unit`.")
+    codes: dict[str, str] = Field(default_factory=dict, description="Coded values in words: {\"1\": single, \"2\": married}.")
+
+    @field_validator("format")
+    @classmethod
+    def _formats_a_number(cls, format: str) -> str:
+        try:
+            format.format(1234.5)
+        except (ValueError, IndexError, KeyError) as exc:
+            raise ValueError(f"format {format!r} must format one number, as in '${{:,}} a year' ({exc})") from None
+        return format
+
+    def say(self, value: object) -> object:
+        """The value in words (unchanged when no rule applies to it)."""
+        if isinstance(value, bool) or value is None:
+            return value
+        key = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+        if key in self.codes:
+            return self.codes[key]
+        number = value if isinstance(value, int | float) else _number(value)
+        if number is None:
+            return value
+        if self.format:
+            return self.format.format(int(number) if float(number).is_integer() else number)
+        return f"{key} {self.unit}" if self.unit else value
+
+
+def _number(text: object) -> float | None:
+    try:
+        return float(str(text))
+    except ValueError:
+        return None
+
+
 class Taxonomy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = "custom"
     description: str = ""
     dimensions: list[Dimension]
+    fields: dict[str, FieldFormat] = Field(default_factory=dict, description=(
+        "How to verbalise the users' fields, by key (at any depth: a key of a list item counts too); see FieldFormat."))
 
     @model_validator(mode="after")
     def _unique_dimensions(self) -> "Taxonomy":

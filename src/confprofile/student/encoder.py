@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from confprofile.data import render_user
+from confprofile.render import render_user
 from confprofile.files import atomic_path, atomic_write_json
 from confprofile.student.base import STUDENT_FILE, STUDENTS, Student, prediction_frame
 from confprofile.student.calibration import apply_platt, fit_platt
@@ -151,8 +151,8 @@ class EncoderStudent(Student):
     def texts(self, users: Sequence) -> tuple[list[str], list[str]]:
         """(what the encoder reads, what the lexical features read) per user."""
         features = self.config.features
-        lexical = [render_user(u, features.lexical_tokens) for u in users]
-        encoded = [render_user(u, features.encoder_tokens) for u in users] if self.featurizer.uses_encoder else []
+        lexical = [render_user(u, features.lexical_tokens, fields=self.taxonomy.fields) for u in users]
+        encoded = [render_user(u, features.encoder_tokens, fields=self.taxonomy.fields) for u in users] if self.featurizer.uses_encoder else []
         return encoded, lexical
 
     def features(self, users: Sequence, progress=None) -> sp.csr_matrix:

@@ -1,7 +1,7 @@
 """`embedding` teacher: zero-shot labels from a sentence-embedding model (all-MiniLM-L6-v2 by default).
 
 Non-generative and cheap. Each label becomes a prototype vector (the mean embedding of its
-description, its name in the dimension's context and its aliases). The user's rendered data is cut
+description, its name in the dimension's context, its aliases and its `examples`). The user's rendered data is cut
 into snippets (one per line / list item, prefixed by its section), because the model reads only
 256 word pieces at a time. A label's score mixes its best snippet match (explicit evidence such as
 "as a nurse") with its match to the mean of all snippets (the overall drift of the data):
@@ -50,7 +50,8 @@ def readable(name: str) -> str:
 
 
 def label_texts(taxonomy: Taxonomy) -> dict[str, dict[str, list[str]]]:
-    """Per dimension and label: the sentences whose mean embedding is the label's prototype."""
+    """Per dimension and label: the sentences whose mean embedding is the label's prototype (a prompt
+    ensemble: the label's name in its dimension's context, its description, aliases and examples)."""
     texts: dict[str, dict[str, list[str]]] = {}
     for dim in taxonomy.dimensions:
         context = dim.description.rstrip(".") or readable(dim.name)
@@ -58,6 +59,7 @@ def label_texts(taxonomy: Taxonomy) -> dict[str, dict[str, list[str]]]:
             label.name: [f"{context}: {readable(label.name)}."]
             + ([label.description] if label.description else [])
             + [f"{context}: {alias}." for alias in label.aliases if len(alias) >= 3]
+            + list(label.examples)  # as written: in the data's own terms, like the users' snippets
             for label in dim.labels
         }
     return texts

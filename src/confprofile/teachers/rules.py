@@ -12,8 +12,9 @@ cache, answers table and aggregation as every other teacher.
       - {dimension: age_group, label: 55_plus, confidence: 0.8, when: {field: age, min: 55}}
       - {dimension: occupation, label: student, confidence: 0.6, when: {field: bio, keywords: [student, campus]}}
 
-Fields are the `name: value` lines of the rendered user (`data.render_user`), so a rule sees a field
-only when it fits the teacher's `max_user_tokens`.
+Fields are the `name: value` lines of the rendered user (`render.render_user`, numbers and codes
+already said in words where the taxonomy's `fields` say how: `income: $80,000 a year` still has the
+number 80000), so a rule sees a field only when it fits the teacher's `max_user_tokens`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from confprofile.prompts import format_answer
 from confprofile.taxonomy import UNKNOWN, Taxonomy
 from confprofile.teachers.base import TEACHERS, ReplyCallback, Teacher, TeacherConfig, TeacherReply, TeacherRequest
 
-_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
+_NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:[.,]\d+)?")  # 1,250,000 or 71 or 1.5 / 1,5
 
 
 class Condition(BaseModel):
@@ -56,13 +57,26 @@ def field_values(user_text: str) -> dict[str, str]:
     for line in user_text.splitlines():
         name, sep, value = line.partition(":")
         if sep and name and not line.startswith("- ") and value.strip():
-            values.setdefault(name.strip().lower(), value.strip())
+            values.setdefault(field_key(name), value.strip())
     return values
+
+
+def field_key(name: str) -> str:
+    """A field name as rules and rendered lines both match it: `Body type` and `body_type` are one field
+    (a taxonomy's `fields` may render a key under a name in words)."""
+    return "_".join(name.strip().lower().replace("_", " ").split())
+
+
+def number_value(text: str) -> float:
+    """A matched number: `80,000` (thousands) is 80000, `1,5` (decimal comma) 1.5."""
+    if re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", text):
+        return float(text.replace(",", ""))
+    return float(text.replace(",", "."))
 
 
 def evidence(condition: Condition, user_text: str, fields: dict[str, str]) -> str | None:
     """What makes the condition hold (for the rationale), or None when it does not."""
-    text = fields.get(condition.field.lower()) if condition.field else user_text
+    text = fields.get(field_key(condition.field)) if condition.field else user_text
     if text is None:
         return None
     found = []
@@ -73,7 +87,7 @@ def evidence(condition: Condition, user_text: str, fields: dict[str, str]) -> st
         found.append(f"mentions {', '.join(repr(h) for h in hits[:3])}")
     if condition.min is not None or condition.max is not None:
         number = _NUMBER.search(text)
-        value = float(number.group().replace(",", ".")) if number else None
+        value = number_value(number.group()) if number else None
         if value is None or (condition.min is not None and value < condition.min) or (condition.max is not None and value >= condition.max):
             return None
         found.append(f"{condition.field or 'value'} {number.group()}")
