@@ -110,11 +110,16 @@ def _source_order(data: dict[str, Any]) -> list[str]:
     return first + sorted(k for k in keys if k not in PREFERRED_ORDER)
 
 
+def field_name(key: str, fields: Mapping[str, Any]) -> str:
+    """The name a field is shown under: its `FieldFormat.name`, else the key itself."""
+    return fields[key].name if key in fields and fields[key].name else key
+
+
 def verbalise(key: str, value: Any, fields: Mapping[str, Any]) -> Any:
     """`value` of field `key` with every field the taxonomy describes said in words (`FieldFormat.say`),
     at any depth: an object's keys are looked up too, and a list's items share the list's key."""
     if isinstance(value, dict):
-        return {(fields[k].name if k in fields and fields[k].name else k): verbalise(k, v, fields) for k, v in value.items()}
+        return {field_name(k, fields): verbalise(k, v, fields) for k, v in value.items()}
     if isinstance(value, list):
         return [verbalise(key, item, fields) for item in value]
     return fields[key].say(value) if key in fields else value
@@ -144,9 +149,8 @@ def list_summary(items: list) -> str:
 class _Section:
     """One source being filled: scalars are one line, lists one line per item, newest items first."""
 
-    def __init__(self, name: str, value: Any, fields: Mapping[str, Any]):
-        self.name = fields[name].name if name in fields and fields[name].name else name
-        value = verbalise(name, value, fields)
+    def __init__(self, name: str, value: Any):
+        self.name = name
         self.is_list = isinstance(value, list)
         ordered = _chronological(value) if self.is_list else [value]
         items = [_fmt(v) for v in ordered]
@@ -224,14 +228,15 @@ def render_user(user: UserRecord, max_tokens: int = 512, count_tokens: Callable[
     compactly (`title | tags: a, b | watch_seconds: 35`). `fields` (a taxonomy's `fields`) says numbers
     and codes in words. Deterministic for a given user, counter and fields.
     """
-    fields = fields or {}
     count = count_tokens or approx_tokens
     names = _source_order(user.data)
     if not names:
         return _cut("(no data)", max_tokens, count)
+    # said in words once, outside the shrink loop; without fields the data is used as stored
+    sources = [(field_name(n, fields), verbalise(n, user.data[n], fields)) for n in names] if fields else [(n, user.data[n]) for n in names]
     budget = max_tokens
     for _ in range(4):  # a real tokenizer is not additive over lines: shrink until the whole fits
-        sections = [_Section(name, user.data[name], fields) for name in names]
+        sections = [_Section(name, value) for name, value in sources]
         _fill(sections, budget, count)
         text = "\n".join(line for s in sections for line in s.lines())
         over = count(text) - max_tokens

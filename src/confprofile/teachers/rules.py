@@ -30,7 +30,8 @@ from confprofile.prompts import format_answer
 from confprofile.taxonomy import UNKNOWN, Taxonomy
 from confprofile.teachers.base import TEACHERS, ReplyCallback, Teacher, TeacherConfig, TeacherReply, TeacherRequest
 
-_NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:[.,]\d+)?")  # 1,250,000 or 71 or 1.5 / 1,5
+_THOUSANDS = r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?"  # 1,250,000 or 80,000.50
+_NUMBER = re.compile(rf"{_THOUSANDS}|-?\d+(?:[.,]\d+)?")  # or 71, 1.5, 1,5
 
 
 class Condition(BaseModel):
@@ -69,7 +70,7 @@ def field_key(name: str) -> str:
 
 def number_value(text: str) -> float:
     """A matched number: `80,000` (thousands) is 80000, `1,5` (decimal comma) 1.5."""
-    if re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", text):
+    if re.fullmatch(_THOUSANDS, text):
         return float(text.replace(",", ""))
     return float(text.replace(",", "."))
 
