@@ -54,7 +54,7 @@ def tiny_base(tmp_path_factory, records):
 
 
 def _config(base, **overrides) -> DistillConfig:
-    settings = dict(student=str(base), epochs=1, lr=5e-3, batch_size=4, save_steps=1000, logging_steps=1, resume=True)
+    settings = dict(student=str(base), epochs=1, lr=5e-3, batch_size=4, save_steps=1000, logging_steps=1, resume=True, lora_r=0)  # full fine-tune unless a test asks for LoRA
     return DistillConfig(**{**settings, **overrides})
 
 

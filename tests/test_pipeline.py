@@ -30,7 +30,7 @@ def mini_config(run_dir: Path) -> PipelineConfig:
                     "predict": {"batch_size": 8, "max_new_tokens": 24, "progress": False}},
         "rl": {"num_generations": 2, "users_per_step": 2, "max_steps": 1, "max_completion_length": 24,
                "skip_above": None, "skip_below": None},
-        "upper_bound": {"enabled": True, "epochs": 1},
+        "upper_bound": {"enabled": True},
     })
 
 
@@ -104,8 +104,8 @@ def test_changed_config_invalidates_that_stage_and_what_reads_it(tmp_path):
         edit()
         return [s for s in STAGES if before[s] != run.fingerprint(s)]
 
-    assert changed(lambda: config.rl.update(max_steps=2)) == ["rl", "profiles", "evaluate", "report"]  # not the supervised reference
-    assert changed(lambda: config.distill.update(epochs=2)) == ["distill", "rl", "profiles", "upper_bound", "evaluate", "report"]
+    assert changed(lambda: setattr(config.rl, "max_steps", 2)) == ["rl", "profiles", "evaluate", "report"]  # not the supervised reference
+    assert changed(lambda: setattr(config.distill, "epochs", 2)) == ["distill", "rl", "profiles", "upper_bound", "evaluate", "report"]
     assert changed(lambda: config.aggregate.options.update(keep_threshold=0.2)) == ["aggregate", "distill", "rl", "profiles", "evaluate", "report"]
 
 
@@ -115,17 +115,26 @@ def test_bad_config_names_the_field(tmp_path):
     with pytest.raises(InputError) as err:
         PipelineConfig.from_yaml(path)
     assert "data.generate.train_users" in str(err.value)
+    for section, field in (("distill: {features: {encodr: x}}", "distill.features.encodr"), ("rl: {lr: 1}", "rl.lr"),
+                           ("distill: {student: tiny, sft: {rationales: false}}", "distill.sft.rationales")):
+        path.write_text(section + "\n")
+        with pytest.raises(InputError) as err:
+            PipelineConfig.from_yaml(path)
+        assert str(path) in str(err.value) and f"'{field}'" in str(err.value)
     with pytest.raises(InputError):
         pipeline.run(mini_config(tmp_path / "r"), from_stage="nonsense")
 
 
 def test_label_free_stages_never_read_gold():
-    """Only the flagged supervised reference and evaluation may touch gold files."""
+    """Only the stages declared to read gold (the flagged supervised reference and evaluation) load it;
+    the data stage files gold beside its users without reading the labels."""
     import inspect
 
-    for stage in ("run_label", "run_aggregate", "run_distill", "run_rl"):
-        source = inspect.getsource(getattr(stages, stage))
-        assert "load_gold" not in source and "gold.jsonl" not in source and "read_jsonl" not in source, stage
+    assert [stage.name for stage in stages.STAGES if stage.reads_gold] == ["upper_bound", "evaluate"]
+    for stage in stages.STAGES:
+        source = inspect.getsource(stage.run)
+        if not stage.reads_gold:
+            assert "load_gold" not in source and "read_jsonl" not in source, stage.name
     for module in ("label", "aggregate", "distill", "predict"):
         root = Path(__file__).parents[1] / "src" / "confprofile"
         files = [root / f"{module}.py"] if (root / f"{module}.py").exists() else list((root / module).glob("*.py"))

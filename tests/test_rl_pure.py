@@ -164,7 +164,7 @@ def test_rl_config_validates():
         RLConfig(num_generations=1)
     with pytest.raises(KeyError):
         RLConfig(reward_weights={"agreemnt": 1.0})
-    with pytest.raises(InputError, match="unknown RL option"):
+    with pytest.raises(InputError, match="rl.lr.*unknown field"):
         RLConfig.from_dict({"lr": 1})
     assert "num_generations" in RLConfig.help()
 

@@ -11,7 +11,8 @@ import pytest
 from confprofile.data import UserRecord
 from confprofile.evaluate import ece
 from confprofile.rl.config import RLConfig
-from confprofile.rl.encoder_policy import ENCODER_DEFAULTS, balance_weights, group_advantages, label_drift, noisy_views, train_encoder_stage2
+from confprofile.rl.config import ENCODER_DEFAULTS
+from confprofile.rl.encoder_policy import balance_weights, group_advantages, label_drift, noisy_views, train_encoder_stage2
 from confprofile.student import EncoderStudent, EncoderStudentConfig, open_student
 from confprofile.student.calibration import apply_platt, fit_platt
 from confprofile.student.features import FeatureConfig

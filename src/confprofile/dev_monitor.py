@@ -34,7 +34,8 @@ def make_dev_eval(dev_users: Sequence, gold: dict[str, dict[str, str]], taxonomy
         import pandas as pd
 
         from confprofile.evaluate import evaluate
-        from confprofile.predict import PREDICTION_COLUMNS, generate_texts
+        from confprofile.predict import generate_texts
+        from confprofile.student.base import PREDICTION_COLUMNS
         from confprofile.prompts import parse_answer, student_messages
 
         messages = [student_messages(u, taxonomy, config.max_user_tokens) for u in dev_users]

@@ -65,14 +65,23 @@ def build_target(labels: dict[str, dict], taxonomy: Taxonomy, rationale: bool = 
     return format_answer(profile, _clip(line, RATIONALE_CHARS) if line else None)
 
 
+@dataclass
+class SFTRecordConfig:
+    """How pseudo-labels become SFT records (`build_sft_records`): the `sft` part of an LLM student's config."""
+
+    weight_fn: str = field(default="mean_confidence", metadata={"help": "Record weight from the kept confidences (a name in WEIGHT_FNS)."})
+    not_kept: str = field(default="mask", metadata={"help": "Not-kept pseudo-labels: 'mask' (target unknown), 'drop' (drop the record), 'keep' (keep label + confidence)."})
+    rationale: bool = field(default=True, metadata={"help": "Put a short rationale line before the JSON profile (off for the tiny student)."})
+
+
 def build_sft_records(
     users,
     pseudo_labels,
     taxonomy: Taxonomy,
     *,
-    weight_fn: str = "mean_confidence",
-    not_kept: str = "mask",
-    rationale: bool = True,
+    weight_fn: str = SFTRecordConfig.weight_fn,
+    not_kept: str = SFTRecordConfig.not_kept,
+    rationale: bool = SFTRecordConfig.rationale,
     max_user_tokens: int = STUDENT_MAX_USER_TOKENS,
     count_tokens: Callable[[str], int] | None = None,
 ) -> list[dict]:
@@ -146,15 +155,15 @@ def load_sft(path: str | Path) -> list[dict]:
 
 @dataclass
 class DistillConfig:
-    """Knobs of the SFT student. Defaults suit the `tiny` student on CPU; see `for_student`."""
+    """Knobs of the SFT student. The learning rate and LoRA rank default by student (`__post_init__`)."""
 
     student: str = field(default="tiny", metadata={"help": "'tiny' (Qwen3 from config, tokenizer trained on the SFT texts), 'smollm2', or a local HF dir."})
     epochs: float = field(default=5.0, metadata={"help": "Passes over the SFT records."})
-    lr: float = field(default=1e-3, metadata={"help": "Peak learning rate (cosine schedule, 5% warmup). ~1e-3 tiny, ~2e-4 LoRA, ~2e-5 full FT."})
+    lr: float | None = field(default=None, metadata={"help": "Peak learning rate (cosine schedule, 5% warmup); None: 1e-3 tiny, 2e-4 LoRA, 2e-5 full fine-tune."})
     warmup: float = field(default=0.05, metadata={"help": "Warmup as a fraction of the steps (a constant LR collapsed tiny students: docs/cpu.md)."})
     batch_size: int = field(default=8, metadata={"help": "Sequences per device step."})
     grad_accum: int = field(default=1, metadata={"help": "Steps accumulated per optimiser update."})
-    lora_r: int = field(default=0, metadata={"help": "LoRA rank; 0 trains all parameters."})
+    lora_r: int | None = field(default=None, metadata={"help": "LoRA rank; 0 trains all parameters; None: 0 for tiny, 8 otherwise."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha."})
     lora_targets: str = field(default="all-linear", metadata={"help": "Comma-separated module names for LoRA, or 'all-linear'."})
     merge_lora: bool = field(default=True, metadata={"help": "Merge LoRA into the base on save (else save the adapter + a note of its base)."})
@@ -168,6 +177,15 @@ class DistillConfig:
     tiny_vocab: int = field(default=1024, metadata={"help": "BPE vocabulary of the tiny student's tokenizer."})
     logging_steps: int = field(default=10, metadata={"help": "Log the loss every N steps."})
     max_steps: int = field(default=-1, metadata={"help": "Stop after N optimiser steps (-1: run all epochs)."})
+
+    def __post_init__(self) -> None:
+        """The student-dependent defaults: a tiny student from scratch trains all weights fast; a
+        pretrained one gets LoRA at a gentler rate (full fine-tuning, gentler still)."""
+        tiny = self.student.lower() == "tiny"
+        if self.lora_r is None:
+            self.lora_r = 0 if tiny else 8
+        if self.lr is None:
+            self.lr = 1e-3 if tiny else 2e-4 if self.lora_r else 2e-5
 
 
 def _weighted_trainer_class():

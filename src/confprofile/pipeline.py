@@ -19,15 +19,21 @@ import json
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, InstanceOf, ValidationError, field_serializer, model_validator
 
 from confprofile import stages as stage_table
 from confprofile.errors import InputError
 from confprofile.files import atomic_write_json, read_yaml
+from confprofile.profiles import ProfileConfig
+from confprofile.rl.config import RLConfig, stage2_config
 from confprofile.split import DataConfig, GenerateConfig, LabelConfig
+from confprofile.student.config import config_family, student_config
+from confprofile.student.encoder import EncoderStudentConfig
+from confprofile.student.llm import LLMStudentConfig
 from confprofile.teachers.base import TeacherConfig
 
 STAGES = [stage.name for stage in stage_table.STAGES]
@@ -47,12 +53,16 @@ class PrivacyConfig(BaseModel):
     redact: bool = Field(False, description="Replace emails, phone numbers, ID-like numbers and IPs before users reach a teacher.")
 
 
-class StageSwitch(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    enabled: bool = True
+class UpperBoundConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = Field(True, description="Train the supervised reference: the `distill` student's recipe on the train users' gold (needs data.gold).")
 
 
 class PipelineConfig(BaseModel):
+    """Every stage's config. The YAML's `distill`, `rl` and `profiles` sections are built into their
+    stage's config (EncoderStudentConfig or LLMStudentConfig, RLConfig, ProfileConfig) when the file is
+    read, so a bad key fails before any stage runs, and stage 2 starts from its student family's defaults."""
+
     model_config = ConfigDict(extra="forbid")
     run_dir: str = "runs/demo"
     taxonomy: str = Field("profilebench", description="Built-in taxonomy name or YAML path.")
@@ -61,11 +71,43 @@ class PipelineConfig(BaseModel):
     teachers: list[TeacherConfig] | None = Field(None, description="Teacher panel; None = the packaged default panel.")
     label: LabelConfig = Field(default_factory=LabelConfig, description="How many users the teachers label.")
     aggregate: AggregateConfig = Field(default_factory=AggregateConfig)
-    distill: dict[str, Any] = Field(default_factory=dict, description="DistillConfig fields (see distill.py).")
-    rl: dict[str, Any] = Field(default_factory=dict, description="RLConfig fields (see rl/); enabled: false skips RL.")
-    profiles: dict[str, Any] = Field(default_factory=dict, description="ProfileConfig fields (see profiles.py): chunk_users, engine.")
-    upper_bound: dict[str, Any] = Field(default_factory=lambda: {"enabled": True}, description="Supervised reference.")
+    distill: InstanceOf[EncoderStudentConfig] | InstanceOf[LLMStudentConfig] = Field(
+        description="The student: `student: encoder` (the default; EncoderStudentConfig fields) or an LLM student "
+                    "(`tiny`, `smollm2`, an HF dir; LLMStudentConfig fields).")
+    rl: InstanceOf[RLConfig] | None = Field(
+        description="Stage 2 (RLConfig fields over the student family's defaults, rl.config.stage2_config); "
+                    "`enabled: false` skips it (None).")
+    profiles: InstanceOf[ProfileConfig] = Field(description="How every user is profiled (ProfileConfig fields).")
+    upper_bound: UpperBoundConfig = Field(default_factory=UpperBoundConfig, description="Supervised reference.")
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="PII redaction of what teachers see.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stage_sections(cls, raw: Any) -> Any:
+        """Build the stage configs from their YAML sections; stage 2's defaults follow the student."""
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        distill = raw["distill"] = _section("distill", student_config, raw.get("distill", {}))
+        rl = raw.get("rl", {})
+        if isinstance(rl, dict):
+            rl = dict(rl)
+            taxonomy = raw.get("taxonomy", cls.model_fields["taxonomy"].default)
+            budget = getattr(distill, "max_user_tokens", None)
+
+            def stage_two(values: dict) -> RLConfig:
+                return stage2_config(config_family(distill), {**values, "taxonomy": taxonomy}, budget)
+
+            raw["rl"] = _section("rl", stage_two, rl) if rl.pop("enabled", True) else None
+        raw["profiles"] = _section("profiles", ProfileConfig.from_dict, raw.get("profiles", {}))
+        return raw
+
+    @field_serializer("distill", "rl", "profiles")
+    def _dump_stage_section(self, section: Any) -> dict | None:
+        """The YAML form of a stage section, which `model_validate` reads back to the same config."""
+        if section is None:
+            return None
+        return {"student": "encoder", **asdict(section)} if isinstance(section, EncoderStudentConfig) else asdict(section)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "PipelineConfig":
@@ -74,11 +116,29 @@ class PipelineConfig(BaseModel):
             config = cls.model_validate(raw)
         except ValidationError as exc:
             raise InputError.from_validation(path, exc) from None
+        except InputError as exc:  # a stage section's own check (see `_stage_sections`)
+            raise InputError(path, None, exc.field, exc.message) from None
         if config.teachers:
             from confprofile.label import check_configs
 
             check_configs(config.teachers, path)  # unknown backends/variants: fail now, not after the data stage
         return config
+
+
+def _section(name: str, build: Callable[[dict], Any], values: Any) -> Any:
+    """`build(values)` for a YAML section (a config object passes through); a bad field is an
+    InputError naming it (pydantic passes it through; `from_yaml` adds the file)."""
+    if not isinstance(values, dict):
+        return values
+    try:
+        return build(values)
+    except (TypeError, ValueError) as exc:
+        raise InputError(None, None, name, str(exc)) from None
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-ready form of a config object (a pydantic model or a dataclass), for fingerprints."""
+    return obj.model_dump() if isinstance(obj, BaseModel) else asdict(obj)
 
 
 def _hash(obj: Any) -> str:
@@ -120,7 +180,7 @@ class Run:
             if stage == "data":
                 extra = {k: _file_hash(Path(v)) for k, v in self.config.data.model_dump().items()
                          if isinstance(v, str) and Path(v).is_file()}
-            section = json.loads(json.dumps(spec.config(self.config), default=lambda o: o.model_dump()))
+            section = json.loads(json.dumps(spec.config(self.config), default=_plain))
             upstream = {name: self.fingerprint(name, known) for name in spec.reads}
             known[stage] = _hash([stage, upstream, section, extra, self.config.seed])
         return known[stage]

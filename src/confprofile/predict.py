@@ -9,12 +9,12 @@ by confidence-weighted self-consistency. Output that cannot be parsed becomes ab
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from confprofile.models import load_student
 from confprofile.prompts import STUDENT_MAX_USER_TOKENS
 from confprofile.rl.voting import vote_dimension, vote_weight
-from confprofile.student.base import PREDICTION_COLUMNS
 from confprofile.taxonomy import UNKNOWN, Taxonomy
 
 
@@ -84,24 +84,36 @@ def self_consistency(answers: Sequence) -> tuple[str, float, str]:
     return vote.label, min(1.0, vote.strength * mass / len(answers)), rationale
 
 
+@dataclass
+class GenerationConfig:
+    """How an LLM student generates its answers (`predict`): the `predict` part of its config."""
+
+    batch_size: int = field(default=16, metadata={"help": "Users per generation batch."})
+    samples: int = field(default=1, metadata={"help": "1 = greedy; k > 1 = k samples with confidence-weighted self-consistency."})
+    temperature: float = field(default=0.7, metadata={"help": "Sampling temperature when samples > 1."})
+    max_new_tokens: int = field(default=256, metadata={"help": "Longest answer in tokens."})
+    progress: bool = field(default=True, metadata={"help": "Show a progress bar (or log lines) while generating."})
+
+
 def predict(
     model_dir: str | Path,
     users,
     taxonomy: Taxonomy,
     *,
-    batch_size: int = 16,
-    samples: int = 1,
-    temperature: float = 0.7,
-    max_new_tokens: int = 256,
+    batch_size: int = GenerationConfig.batch_size,
+    samples: int = GenerationConfig.samples,
+    temperature: float = GenerationConfig.temperature,
+    max_new_tokens: int = GenerationConfig.max_new_tokens,
     max_user_tokens: int = STUDENT_MAX_USER_TOKENS,
     model_name: str | None = None,
-    progress: bool = True,
+    progress: bool = GenerationConfig.progress,
     seed: int = 0,
 ):
     """A predictions DataFrame: one row per user x dimension (abstentions where output was unparseable)."""
     import pandas as pd
 
     from confprofile.prompts import parse_answer, student_messages
+    from confprofile.student.base import PREDICTION_COLUMNS  # here: the student package's LLM adapter imports this module
 
     model, tokenizer = load_student(model_dir)
     messages = [student_messages(u, taxonomy, max_user_tokens) for u in users]

@@ -27,6 +27,7 @@ from confprofile.data import iter_user_chunks
 from confprofile.errors import InputError
 from confprofile.files import atomic_path, atomic_write_json, atomic_write_parquet
 from confprofile.progress import ProgressLog
+from confprofile.settings import from_section
 
 PROFILE_COLUMNS = ["user_id", "dimension", "label", "confidence", "rationale", "stage", "pseudo_label", "pseudo_confidence"]
 _STRING_COLUMNS = {"user_id", "dimension", "label", "rationale", "stage", "pseudo_label"}
@@ -38,15 +39,13 @@ class ProfileConfig:
     chunk_users: int = field(default=10000, metadata={"help": "Users per chunk: the unit of memory and of resuming after an interrupt."})
     engine: str = field(default="local", metadata={"help": "`local` (this process) or `ray` (Ray Data map_batches over a cluster)."})
 
+    def __post_init__(self) -> None:
+        if self.chunk_users < 1 or self.engine not in ENGINES:
+            raise InputError(None, None, "profiles", f"chunk_users must be >= 1 and engine one of {', '.join(ENGINES)}")
+
     @classmethod
     def from_dict(cls, values: dict) -> "ProfileConfig":
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InputError(None, None, f"profiles.{sorted(unknown)[0]}", f"unknown field; fields: {', '.join(cls.__dataclass_fields__)}")
-        config = cls(**values)
-        if config.chunk_users < 1 or config.engine not in ENGINES:
-            raise InputError(None, None, "profiles", f"chunk_users must be >= 1 and engine one of {', '.join(ENGINES)}")
-        return config
+        return from_section(cls, values, "profiles")
 
 
 def with_pseudo_labels(predictions: pd.DataFrame, stage: str, pseudo: pd.DataFrame | None) -> pd.DataFrame:

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from confprofile.files import atomic_write_json, atomic_write_jsonl, atomic_write_parquet
-from confprofile.prompts import STUDENT_MAX_USER_TOKENS
 from confprofile.taxonomy import Taxonomy
 
 # Voting variants shown in the stage table: (file name, aggregator, calibrators)
@@ -103,27 +102,27 @@ def run_aggregate(run) -> list[str]:
 
 
 # ---------------------------------------------------------------- stage 1c
-# `distill.student` names the student: `encoder` (the CPU default: frozen MiniLM + lexical features,
-# one head per dimension; the other keys are EncoderStudentConfig fields) or an LLM student (`tiny`,
-# `smollm2`, an HF dir; the other keys are DistillConfig fields plus `max_user_tokens`, `sft`, `predict`).
+# `distill` is the student's config: EncoderStudentConfig (the CPU default: frozen MiniLM + lexical
+# features, one head per dimension) or LLMStudentConfig (`tiny`, `smollm2`, an HF dir).
 def _is_encoder(run) -> bool:
-    return run.config.distill.get("student", "encoder") == "encoder"
+    from confprofile.student.config import config_family
+
+    return config_family(run.config.distill) == "encoder"
 
 
-def _new_student(run, options: dict):
-    from confprofile.student import EncoderStudent, EncoderStudentConfig, LLMStudent
+def _new_student(run):
+    from confprofile.student import EncoderStudent, LLMStudent
 
     if _is_encoder(run):
-        config = EncoderStudentConfig.from_dict({k: v for k, v in options.items() if k not in {"student", "enabled"}})
-        return EncoderStudent(_taxonomy(run), config, cache_path=run.path("features/embeddings.npz"))
-    return LLMStudent(_taxonomy(run), options)
+        return EncoderStudent(_taxonomy(run), run.config.distill, cache_path=run.path("features/embeddings.npz"))
+    return LLMStudent(_taxonomy(run), run.config.distill)
 
 
 def _open_student(run, name: str):
     from confprofile.student import open_student
 
     return open_student(run.path(name), cache_path=run.path("features/embeddings.npz"), taxonomy=_taxonomy(run),
-                        options=run.config.distill)
+                        config=run.config.distill)
 
 
 def _pool(run) -> list:
@@ -131,9 +130,9 @@ def _pool(run) -> list:
     return _users(run, "train") + _users(run, "unlabeled")
 
 
-def _fit_and_predict(run, targets: pd.DataFrame, name: str, options: dict, **fit_options) -> list[str]:
-    """Fit a student on `targets` of the train users into `name/`, then predict the test users."""
-    student = _new_student(run, options)
+def _fit_and_predict(run, targets: pd.DataFrame, name: str, **fit_options) -> list[str]:
+    """Fit the configured student on `targets` of the train users into `name/`, then predict the test users."""
+    student = _new_student(run)
     student.fit(_users(run, "train"), targets, work_dir=run.path(name), vocabulary_users=_pool(run), **fit_options)
     student.save(run.path(name))
     return [name, *_predict_test(run, student, name)]
@@ -154,33 +153,28 @@ def run_distill(run) -> list[str]:
 
     pseudo = pd.read_parquet(run.path("pseudo_labels.parquet"))
     if _is_encoder(run):
-        return _fit_and_predict(run, pseudo, "student", run.config.distill)
-    student = _new_student(run, run.config.distill)
-    records = student.sft_records(_users(run, "train"), pseudo)
+        return _fit_and_predict(run, pseudo, "student")
+    records = _new_student(run).sft_records(_users(run, "train"), pseudo)
     atomic_write_jsonl(run.path("sft.jsonl"), records)
-    return ["sft.jsonl", *_fit_and_predict(run, pseudo, "student", run.config.distill, records=records)]
+    return ["sft.jsonl", *_fit_and_predict(run, pseudo, "student", records=records)]
 
 
 # ---------------------------------------------------------------- stage 2
 def run_rl(run) -> list[str]:
+    """Stage 2 from `run.config.rl`, already built over the student family's defaults (None: skipped)."""
     import pandas as pd
 
-    from confprofile.rl.config import RLConfig
-
-    options = dict(run.config.rl)
-    if not options.pop("enabled", True):
+    config = run.config.rl
+    if config is None:
         return []
     pseudo = pd.read_parquet(run.path("pseudo_labels.parquet"))
     if _is_encoder(run):
-        from confprofile.rl.encoder_policy import ENCODER_DEFAULTS, train_encoder_stage2
+        from confprofile.rl.encoder_policy import train_encoder_stage2
 
-        config = RLConfig.from_dict({"taxonomy": run.config.taxonomy, **ENCODER_DEFAULTS, **options})
         summary = train_encoder_stage2(_open_student(run, "student"), _pool(run), run.path("student_rl"), config, pseudo=pseudo)
     else:
         from confprofile.rl.command import train_rl
 
-        max_user_tokens = int(run.config.distill.get("max_user_tokens", STUDENT_MAX_USER_TOKENS))
-        config = RLConfig.from_dict({"taxonomy": run.config.taxonomy, "max_user_tokens": max_user_tokens, **options})
         # resumes an interrupted run's checkpoints; `mark_started` discards them when the config changed
         summary = train_rl(run.path("student"), _users(run, "train"), run.path("student_rl"), config, pseudo=pseudo, resume=True)
     atomic_write_json(run.path("rl_summary.json"), summary)
@@ -193,7 +187,7 @@ def run_profiles(run) -> list[str]:
     """The final student (stage 2 if it ran, else SFT) profiles every user of the run, in chunks."""
     import pandas as pd
 
-    from confprofile.profiles import ProfileConfig, profile_users
+    from confprofile.profiles import profile_users
 
     name, stage = ("student_rl", "student_stage2") if run.path("student_rl").exists() else ("student", "student_sft")
     if name == "student_rl" and json.loads(run.path("rl_summary.json").read_text()).get("chosen_epoch") == 0:
@@ -201,7 +195,7 @@ def run_profiles(run) -> list[str]:
     files = [run.path(f"{split}/users.jsonl") for split in ("train", "test", "unlabeled") if run.path(f"{split}/users.jsonl").exists()]
     student = _open_student(run, name)  # the run's embedding cache already holds every user the students saw
     pseudo = pd.read_parquet(run.path("pseudo_labels.parquet"))
-    counts = profile_users(student, files, run.path("profiles.parquet"), ProfileConfig.from_dict(run.config.profiles),
+    counts = profile_users(student, files, run.path("profiles.parquet"), run.config.profiles,
                            stage=stage, pseudo=pseudo, model_dir=run.path(name))
     print(f"  {counts['users']} users profiled by the {stage.replace('_', ' ')} -> profiles.parquet, profiles.jsonl")
     return ["profiles.parquet", "profiles.jsonl"]
@@ -214,8 +208,7 @@ def run_upper_bound(run) -> list[str]:
 
     from confprofile.data import load_gold
 
-    options = dict(run.config.upper_bound)
-    if not options.pop("enabled", True):
+    if not run.config.upper_bound.enabled:
         return []
     if not run.path("train/gold.jsonl").exists():
         print("  skipped: no gold for the train users (it needs data.gold beyond the held-out users)")
@@ -225,11 +218,10 @@ def run_upper_bound(run) -> list[str]:
         {"user_id": uid, "dimension": dim, "label": label, "confidence": 1.0, "kept": True, "rationale": ""}
         for uid, labels in gold.items() for dim, label in labels.items()
     ])
-    options = {**run.config.distill, **options}
     if _is_encoder(run):
-        return _fit_and_predict(run, as_pseudo, "supervised", options)
-    records = _new_student(run, options).sft_records(_users(run, "train"), as_pseudo, rationale=False)
-    return _fit_and_predict(run, as_pseudo, "supervised", options, records=records)
+        return _fit_and_predict(run, as_pseudo, "supervised")
+    records = _new_student(run).sft_records(_users(run, "train"), as_pseudo, rationale=False)
+    return _fit_and_predict(run, as_pseudo, "supervised", records=records)
 
 
 # ---------------------------------------------------------------- evaluation (reads gold)
@@ -313,16 +305,18 @@ def run_report(run) -> list[str]:
 # ---------------------------------------------------------------- the stage table
 @dataclass(frozen=True)
 class Stage:
-    """A stage: its function, the stages whose files it reads, the config it depends on and the folder
+    """A stage: its function, the stages whose files it reads, the config it depends on, the folder
     of resumable work it keeps (training checkpoints, finished chunks; discarded when its fingerprint
-    changes). A stage's fingerprint covers its config and the fingerprints of what it reads, so a
-    change reruns exactly the stages downstream of it."""
+    changes) and whether it reads gold (tests/test_pipeline.py holds every other stage to that). A
+    stage's fingerprint covers its config and the fingerprints of what it reads, so a change reruns
+    exactly the stages downstream of it."""
 
     name: str
     run: Callable
     reads: tuple[str, ...]
     config: Callable
     work_dir: str | None = None
+    reads_gold: bool = False
 
 
 def _label_config(c):
@@ -336,8 +330,8 @@ STAGES = [
     Stage("distill", run_distill, ("data", "aggregate"), lambda c: c.distill, "student"),
     Stage("rl", run_rl, ("data", "aggregate", "distill"), lambda c: c.rl, "student_rl"),
     Stage("profiles", run_profiles, ("data", "aggregate", "distill", "rl"), lambda c: c.profiles, "profiles.parquet.parts"),
-    Stage("upper_bound", run_upper_bound, ("data",), lambda c: (c.taxonomy, c.distill, c.upper_bound), "supervised"),
-    Stage("evaluate", run_evaluate, ("data", "aggregate", "distill", "rl", "upper_bound"), lambda c: c.taxonomy),
+    Stage("upper_bound", run_upper_bound, ("data",), lambda c: (c.taxonomy, c.distill, c.upper_bound), "supervised", reads_gold=True),
+    Stage("evaluate", run_evaluate, ("data", "aggregate", "distill", "rl", "upper_bound"), lambda c: c.taxonomy, reads_gold=True),
     Stage("report", run_report, ("aggregate", "rl", "profiles", "evaluate"), lambda c: None),
 ]
 

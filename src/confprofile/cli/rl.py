@@ -9,7 +9,7 @@ import typer
 
 from confprofile.errors import InputError
 from confprofile.rl.command import train_rl
-from confprofile.rl.config import RLConfig
+from confprofile.rl.config import stage2_config
 from confprofile.student.targets import load_pseudo
 
 
@@ -40,18 +40,16 @@ def rl_command(
     values.setdefault("taxonomy", taxonomy)
     from confprofile.student import open_student, student_family
 
-    encoder = student_family(model) == "encoder"
-    if encoder:
-        from confprofile.rl.encoder_policy import ENCODER_DEFAULTS, train_encoder_stage2
-
-        values = {**ENCODER_DEFAULTS, **values}
+    family = student_family(model)
     if steps is not None:
         values["max_steps"] = steps
     if num_generations is not None:
         values["num_generations"] = num_generations
     try:
-        config = RLConfig.from_dict(values)
-    except (ValueError, KeyError, TypeError) as exc:
+        config = stage2_config(family, values)
+    except InputError as exc:
+        raise InputError(config_path, None, exc.field, exc.message) from None
+    except (ValueError, TypeError) as exc:
         raise InputError(config_path, None, None, str(exc)) from None
     if (dev_users is None) != (dev_gold is None):
         raise InputError(None, None, "--dev-users/--dev-gold", "give both or neither")
@@ -62,7 +60,9 @@ def rl_command(
 
         dev_eval = load_dev(dev_users, dev_gold, Taxonomy.load(config.taxonomy), config)
         config.dev_eval_steps = config.dev_eval_steps or max(1, config.save_steps // 2)
-    if encoder:
+    if family == "encoder":
+        from confprofile.rl.encoder_policy import train_encoder_stage2
+
         if dev_eval is not None:
             raise InputError(None, None, "--dev-users", "the encoder student's stage 2 has no gold dev monitor")
         summary = train_encoder_stage2(open_student(model, cache_path=model / "embeddings.npz"), load_users(users), out, config,

@@ -40,16 +40,6 @@ from confprofile.student.encoder import EncoderStudent, calibrate_against, predi
 from confprofile.student.targets import held_out_score, pseudo_posteriors
 
 
-# Stage-2 settings of the encoder student where a config leaves them unset (RLConfig's own defaults
-# suit LLM students). Chosen on the synthetic benchmark's unlabeled users (their regenerated gold,
-# 3 seeds; docs/students.md): SGD at lr 0.5 held near its start by KL (beta 0.5), the last epoch
-# kept. Without the KL term, lr 1-3 lost up to .055 F1 in the first epochs; fewer than 8 views per
-# user left the vote too noisy. The label-drift guard is off: with the KL term it only cut good runs
-# short, and the collapse guard still stops a run that collapses.
-ENCODER_DEFAULTS = {"learning_rate": 0.5, "beta": 0.5, "num_train_epochs": 8.0, "num_generations": 8, "users_per_step": 128,
-                    "prior_weight": 0.5, "max_label_drift": 1.0}
-
-
 def label_drift(parsed: Sequence, target_share: dict[str, dict[str, float]]) -> float:
     """Mean over dimensions of the total-variation distance between the batch's labels and the SFT share.
 

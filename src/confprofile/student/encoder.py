@@ -23,6 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from confprofile.render import render_user
+from confprofile.settings import from_section
 from confprofile.files import atomic_path, atomic_write_json
 from confprofile.student.base import STUDENT_FILE, STUDENTS, Student, prediction_frame
 from confprofile.student.calibration import apply_platt, fit_platt
@@ -46,13 +47,9 @@ class EncoderStudentConfig:
     seed: int = field(default=0, metadata={"help": "Seed of the calibration folds and the validation users."})
 
     @classmethod
-    def from_dict(cls, values: dict) -> "EncoderStudentConfig":
-        values = dict(values)
-        if "features" in values:
-            values["features"] = FeatureConfig(**values["features"])
-        if "feature_candidates" in values:
-            values["feature_candidates"] = [FeatureConfig(**c) for c in values["feature_candidates"]]
-        return cls(**values)
+    def from_dict(cls, values: dict, section: str = "distill") -> "EncoderStudentConfig":
+        """From a config section (the pipeline's `distill` without its `student` key)."""
+        return from_section(cls, values, section, {"features": FeatureConfig, "feature_candidates": FeatureConfig})
 
 
 def to_torch(matrix: sp.csr_matrix):
