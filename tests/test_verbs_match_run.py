@@ -4,6 +4,7 @@ doors are thin adapters over one function per stage, so their defaults cannot dr
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -22,12 +23,14 @@ RL = {"num_train_epochs": 1, "num_generations": 4, "users_per_step": 8}
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     root = tmp_path_factory.mktemp("verbs")
-    users, _ = generate(50, 43)
+    users, gold = generate(50, 43)
     atomic_write_jsonl(root / "users.jsonl", users)
+    atomic_write_jsonl(root / "gold.jsonl", gold[35:])  # the users with gold are held out: 15 test users
     (root / "teachers.yaml").write_text(json.dumps({"teachers": [TEACHER]}))
     (root / "rl.yaml").write_text(json.dumps(RL))
     config = PipelineConfig.model_validate({
-        "run_dir": str(root / "run"), "data": {"users": str(root / "users.jsonl")}, "label": {"max_users": 30},
+        "run_dir": str(root / "run"), "data": {"users": str(root / "users.jsonl"), "gold": str(root / "gold.jsonl")},
+        "label": {"max_users": 30},
         "teachers": [TEACHER], "distill": {"student": "encoder"}, "rl": RL, "profiles": {"chunk_users": 20},
     })
     return root, pipeline.run(config, log=lambda line: None)
@@ -45,7 +48,9 @@ def sorted_frame(path, keys) -> pd.DataFrame:
 @pytest.mark.slow
 def test_label_and_aggregate_verbs_match_the_run(finished):
     root, run = finished
-    invoke("label", "--users", str(run / "train/users.jsonl"), "--teachers", str(root / "teachers.yaml"), "--out", str(root / "answers.parquet"))
+    labelled = root / "labelled.jsonl"  # the teachers answer the train and the held-out users
+    labelled.write_text((run / "train/users.jsonl").read_text() + (run / "test/users.jsonl").read_text())
+    invoke("label", "--users", str(labelled), "--teachers", str(root / "teachers.yaml"), "--out", str(root / "answers.parquet"))
     keys = ["user_id", "teacher", "sample", "dimension"]
     pd.testing.assert_frame_equal(sorted_frame(root / "answers.parquet", keys), sorted_frame(run / "answers.parquet", keys))
     invoke("aggregate", "--answers", str(run / "answers.parquet"), "--out", str(root / "pseudo.parquet"))
@@ -65,8 +70,24 @@ def test_distill_rl_and_predict_verbs_match_the_run(finished):
            "--config", str(root / "rl.yaml"), "--out", str(root / "student_rl"))
     assert json.loads((root / "student_rl/rl_summary.json").read_text())["validation_scores"] == \
         json.loads((run / "rl_summary.json").read_text())["validation_scores"]
-    invoke("predict", "--model", str(root / "student_rl"), "--users", str(train), "--users", str(unlabeled),
-           "--out", str(root / "profiles.parquet"), "--chunk-users", "20")
+    invoke("predict", "--model", str(root / "student_rl"), "--users", str(train), "--users", str(run / "test/users.jsonl"),
+           "--users", str(unlabeled), "--out", str(root / "profiles.parquet"), "--chunk-users", "20")
     verb, staged = (sorted_frame(p, ["user_id", "dimension"]) for p in (root / "profiles.parquet", run / "profiles.parquet"))
     assert len(verb) == 50 * 6
     pd.testing.assert_frame_equal(verb[["user_id", "dimension", "label", "confidence"]], staged[["user_id", "dimension", "label", "confidence"]])
+
+
+@pytest.mark.slow
+def test_evaluate_and_report_verbs_match_the_run(finished, tmp_path):
+    root, run = finished
+    invoke("evaluate", "--gold", str(run / "test/gold.jsonl"), "--pred", str(run / "predictions/student_rl.parquet"),
+           "--out", str(tmp_path / "metrics.json"))
+    staged = next(s for s in json.loads((run / "metrics.json").read_text())["stages"] if s["role"] == "student_stage2")
+    assert json.loads((tmp_path / "metrics.json").read_text()) == staged["metrics"]
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    for name in ("report.html", "checks.json"):
+        (copy / name).unlink()
+    invoke("report", str(copy))
+    assert json.loads((copy / "checks.json").read_text()) == json.loads((run / "checks.json").read_text())
+    assert (copy / "report.html").read_text().replace(str(copy), str(run)) == (run / "report.html").read_text()
