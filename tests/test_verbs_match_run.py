@@ -91,3 +91,19 @@ def test_evaluate_and_report_verbs_match_the_run(finished, tmp_path):
     invoke("report", str(copy))
     assert json.loads((copy / "checks.json").read_text()) == json.loads((run / "checks.json").read_text())
     assert (copy / "report.html").read_text().replace(str(copy), str(run)) == (run / "report.html").read_text()
+
+
+@pytest.mark.parametrize("student, options", [("tiny", ["--epochs", "2", "--batch-size", "4"]), ("smollm2", ["--lora-r", "0"])])
+def test_llm_distill_verb_trains_what_the_run_would(tmp_path, monkeypatch, student, options):
+    """The LLM student's SFT settings from the verb equal those of a pipeline `distill` section with the
+    same values, defaults by student included (training itself is covered by tests/test_distill.py)."""
+    import confprofile.cli.students as verbs
+    from confprofile.student.config import student_config
+
+    trained = []
+    monkeypatch.setattr(verbs, "train_student", lambda records, out, config: trained.append(config))
+    monkeypatch.setattr(verbs, "load_sft", lambda path: [])
+    invoke("distill", "--sft", str(tmp_path / "sft.jsonl"), "--out", str(tmp_path / "student"), "--student", student, *options)
+    section = {"student": student, **{flag.strip("-").replace("-", "_"): float(value) if flag == "--epochs" else int(value)
+                                      for flag, value in zip(options[::2], options[1::2])}}
+    assert trained == [student_config(section).training()]

@@ -58,7 +58,8 @@ def distill_command(
         return
     if sft is None:
         raise InputError(None, None, "--sft", "an LLM student learns from sft.jsonl (see `confprofile sft`)")
-    config = DistillConfig(  # lr and lora_r default by studentstudent=student, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
+    # lr and lora_r, when not given, default by student (DistillConfig.__post_init__)
+    config = DistillConfig(student=student, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
                            lora_r=lora_r, lora_alpha=lora_alpha, merge_lora=merge_lora, max_length=max_length,
                            save_steps=save_steps, resume=resume, seed=seed)
     train_student(load_sft(sft), out, config)
