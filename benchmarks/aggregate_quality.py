@@ -88,6 +88,8 @@ def measure(answers: pd.DataFrame, gold: dict, taxonomy: Taxonomy) -> tuple[dict
     measured = measured_accuracy(answers, gold, taxonomy)
     for s in skills:
         s["measured"] = measured.get((s["teacher"], s["dimension"]), float("nan"))
+        labels = [g[s["dimension"]] for g in gold.values() if s["dimension"] in g]
+        s["majority"] = max(labels.count(label) for label in set(labels)) / len(labels)
     return rows, skills
 
 
@@ -114,9 +116,12 @@ def report(title: str, results: list[tuple[dict, list[dict]]]) -> None:
           f"default ECE {mean[default]['ece']:.3f}; DS + calibration - majority F1 {mean['dawid_skene + calibration']['f1'] - mean[vote]['f1']:+.3f}")
     skills = [s for _, sk in results for s in sk if np.isfinite(s["measured"])]
     if skills:
-        print(f"{'teacher':16} {'dimension':22} {'estimated':>10} {'measured':>10}")
+        print(f"{'teacher':16} {'dimension':22} {'estimated':>10} {'measured':>10} {'kappa*':>7} {'majority':>9}")
         for s in skills if len(results) == 1 else []:
-            print(f"{s['teacher']:16} {s['dimension']:22} {s['accuracy']:10.3f} {s['measured']:10.3f}")
+            kappa = f"{s['independent_kappa']:+.3f}" if s.get("independent_kappa") is not None else "-"
+            print(f"{s['teacher']:16} {s['dimension']:22} {s['accuracy']:10.3f} {s['measured']:10.3f} {kappa:>7} {s['majority']:9.3f}")
+        print("kappa*: largest agreement beyond chance with a teacher of another group (label-free); "
+              "majority: the commonest gold label's share (gold)")
         gaps = [abs(s["accuracy"] - s["measured"]) for s in skills]
         print(f"estimated vs measured teacher accuracy: mean |gap| {statistics.mean(gaps):.3f}, max {max(gaps):.3f} over {len(gaps)} (teacher, dimension)")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from confprofile.aggregate import ConfidenceCalibration, DawidSkene, WeightedVote, encode, run_aggregation
-from confprofile.aggregate.reliability import GroupConfidence, agreement, kappa, label_matrix
+from confprofile.aggregate.reliability import GroupConfidence, agreement, independent_kappas, kappa, label_matrix
 from confprofile.aggregate.voting import log_odds
 from teacher_simulator import SimTeacher, ece, simulate
 
@@ -54,6 +54,16 @@ def test_a_teacher_answering_at_random_gets_about_zero_weight():
     skills = {s["teacher"]: s["accuracy"] for s in GroupConfidence().fit(enc).teacher_skills_["gender"]}
     # the others' estimates are low (.57 for an .8 teacher): agreement with imperfect peers is a lower bound
     assert abs(skills["noise"] - 0.5) < 0.1 and skills["a"] > skills["noise"] + 0.05
+    kappas = {s["teacher"]: s["independent_kappa"] for s in GroupConfidence().fit(enc).teacher_skills_["gender"]}
+    assert abs(kappas["noise"]) < 0.05 and kappas["a"] > 0.3  # nothing independent confirms the random teacher
+
+
+def test_independent_kappas_look_only_across_groups():
+    truth = np.tile([0, 1], 50)
+    labels = np.stack([truth, truth, 1 - truth], axis=1)  # teacher 2 always disagrees with the others
+    assert np.isnan(independent_kappas(labels, 2, np.array([0, 0, 0]))).all()  # one group: nothing independent
+    kappas = independent_kappas(labels, 2, np.array([0, 0, 1]))
+    assert kappas.tolist() == [-1.0, -1.0, -1.0]  # teachers 0 and 1 are one voice; each meets only teacher 2
 
 
 def test_an_always_confident_always_wrong_teacher_is_down_weighted():

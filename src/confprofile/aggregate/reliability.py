@@ -123,25 +123,40 @@ class TeacherGroups:
         return enc.with_dims(dims, teacher_group=group)
 
 
-def teacher_skills(labels: np.ndarray, teachers: list[str], posterior: np.ndarray) -> list[dict]:
+def teacher_skills(labels: np.ndarray, teachers: list[str], posterior: np.ndarray, kappas: np.ndarray) -> list[dict]:
     """Per teacher: its estimated accuracy (mean posterior probability of the labels it gave, over the
-    users with a posterior) and how many users it labelled; `labels` from `label_matrix`."""
+    users with a posterior), how many users it labelled, and its `independent_kappas` entry (None
+    without a teacher of another group); `labels` from `label_matrix`."""
     voted = ~np.isnan(posterior[:, 0]) if posterior.shape[1] else np.zeros(len(posterior), bool)
     out = []
     for t, teacher in enumerate(teachers):
         rows = np.flatnonzero((labels[:, t] >= 0) & voted)
         if len(rows):
-            out.append({"teacher": teacher, "accuracy": float(posterior[rows, labels[rows, t]].mean()), "users": int(len(rows))})
+            out.append({"teacher": teacher, "accuracy": float(posterior[rows, labels[rows, t]].mean()), "users": int(len(rows)),
+                        "independent_kappa": float(kappas[t]) if np.isfinite(kappas[t]) else None})
     return out
+
+
+def independent_kappas(labels: np.ndarray, k: int, group: np.ndarray) -> np.ndarray:
+    """Per teacher, its largest chance-corrected agreement (kappa) with a teacher of another group, NaN
+    without one: near 0, nothing independent confirms its labels beyond its label shares."""
+    observed, chance, both = agreement(labels, k)
+    independent = (group[:, None] != group[None, :]) & (both > 0)
+    pairwise = np.where(independent, kappa(observed, chance), -np.inf)
+    best = pairwise.max(axis=1, initial=-np.inf)
+    return np.where(np.isfinite(best), best, np.nan)
 
 
 def independent_skill(labels: np.ndarray, k: int, group: np.ndarray) -> float:
     """The largest chance-corrected agreement between two teachers of different groups (0 with one group),
     over the users of `labels` (a `label_matrix`; its first `SAMPLE_USERS` rows are plenty): where even
     that is near 0, no teacher's labels carry evidence that another independent one confirms."""
-    observed, chance, both = agreement(labels, k)
-    independent = (group[:, None] != group[None, :]) & (both > 0)
-    return float(max(kappa(observed, chance)[independent].max(initial=0.0), 0.0))
+    return largest_kappa(independent_kappas(labels, k, group))
+
+
+def largest_kappa(kappas: np.ndarray) -> float:
+    """The largest of `independent_kappas`, 0 when there is none or none is positive."""
+    return float(max(kappas[np.isfinite(kappas)].max(initial=0.0), 0.0))
 
 
 @CALIBRATORS.register("group_confidence")
@@ -162,7 +177,7 @@ class GroupConfidence:
     (the accuracy of a guess), "abstain" answers `unknown`. "prior" under-states a good teacher whose
     peers are blind (synthetic seed 0, SmolLM2 blind: ECE .135 against .078 for "flag"), hence "flag".
     After `fit`: `groups_`, `posteriors_`, `knows_nothing_` and `independent_skill_` per dimension, and
-    `teacher_skills_` ({dimension: [{teacher, accuracy, users}]}).
+    `teacher_skills_` ({dimension: [{teacher, accuracy, users, independent_kappa}]}).
     """
 
     stage = "confidence"
@@ -183,8 +198,9 @@ class GroupConfidence:
         self.teacher_skills_, self.independent_skill_, self.knows_nothing_ = {}, {}, {}
         for name, part in grouped.dims.items():
             labels = label_matrix(part, grouped.n_users, len(grouped.teachers))  # once per dimension, for both
-            self.teacher_skills_[name] = teacher_skills(labels, grouped.teachers, self.posteriors_[name])
-            self.independent_skill_[name] = independent_skill(labels[:SAMPLE_USERS], part.k, grouped.groups())
+            kappas = independent_kappas(labels[:SAMPLE_USERS], part.k, grouped.groups())
+            self.teacher_skills_[name] = teacher_skills(labels, grouped.teachers, self.posteriors_[name], kappas)
+            self.independent_skill_[name] = largest_kappa(kappas)
             self.knows_nothing_[name] = self.independent_skill_[name] < self.min_skill
         return self
 
