@@ -109,6 +109,17 @@ def test_changed_config_invalidates_that_stage_and_what_reads_it(tmp_path):
     assert changed(lambda: config.aggregate.options.update(keep_threshold=0.2)) == ["aggregate", "distill", "rl", "profiles", "evaluate", "report"]
 
 
+def test_a_stage_that_skips_a_declared_file_stops_the_run(tmp_path, monkeypatch):
+    import dataclasses
+
+    label = next(s for s in stages.STAGES if s.name == "label")
+    broken = dataclasses.replace(label, run=lambda run: ["something_else.parquet"])
+    monkeypatch.setattr(stages, "STAGES", [s if s.name != "label" else broken for s in stages.STAGES])
+    with pytest.raises(RuntimeError, match="label did not write answers.parquet"):
+        pipeline.run(mini_config(tmp_path / "run"), log=lambda line: None)
+    assert not json.loads((tmp_path / "run/stages.json").read_text())["label"]["finished"]
+
+
 def test_bad_config_names_the_field(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("data:\n  generate: {train_users: many}\n")

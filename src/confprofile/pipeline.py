@@ -222,6 +222,9 @@ def run(config: PipelineConfig | str | Path, from_stage: str | None = None, log:
         current.mark_started(stage.name, fingerprint, stage.work_dir)
         started = time.perf_counter()
         outputs = stage.run(current)
+        missing = [name for name in stage.writes if outputs and name not in outputs]
+        if missing:  # a stage that ran (it wrote something) owes its declared files
+            raise RuntimeError(f"stage {stage.name} did not write {', '.join(missing)} (declared in stages.STAGES)")
         seconds = time.perf_counter() - started
         current.mark_done(stage.name, fingerprint, outputs, seconds)
         log(f"[{stage.name}] done in {seconds:.1f} s")

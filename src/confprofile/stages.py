@@ -305,16 +305,19 @@ def run_report(run) -> list[str]:
 # ---------------------------------------------------------------- the stage table
 @dataclass(frozen=True)
 class Stage:
-    """A stage: its function, the stages whose files it reads, the config it depends on, the folder
-    of resumable work it keeps (training checkpoints, finished chunks; discarded when its fingerprint
-    changes) and whether it reads gold (tests/test_pipeline.py holds every other stage to that). A
-    stage's fingerprint covers its config and the fingerprints of what it reads, so a change reruns
-    exactly the stages downstream of it."""
+    """A stage: its function, the stages whose files it reads, the config it depends on, the files it
+    always writes when it runs (`writes`; `pipeline.run` checks them; its function returns those and
+    the ones that depend on the data, such as test predictions), the folder of resumable work it keeps
+    (training checkpoints, finished chunks; discarded when its fingerprint changes) and whether it
+    reads gold (tests/test_pipeline.py holds every other stage to that). A stage's fingerprint covers
+    its config and the fingerprints of what it reads, so a change reruns exactly the stages downstream
+    of it."""
 
     name: str
     run: Callable
     reads: tuple[str, ...]
     config: Callable
+    writes: tuple[str, ...]
     work_dir: str | None = None
     reads_gold: bool = False
 
@@ -324,14 +327,16 @@ def _label_config(c):
 
 
 STAGES = [
-    Stage("data", run_data, (), lambda c: (c.data, c.label)),
-    Stage("label", run_label, ("data",), _label_config),
-    Stage("aggregate", run_aggregate, ("label",), lambda c: c.aggregate),
-    Stage("distill", run_distill, ("data", "aggregate"), lambda c: c.distill, "student"),
-    Stage("rl", run_rl, ("data", "aggregate", "distill"), lambda c: c.rl, "student_rl"),
-    Stage("profiles", run_profiles, ("data", "aggregate", "distill", "rl"), lambda c: c.profiles, "profiles.parquet.parts"),
-    Stage("upper_bound", run_upper_bound, ("data",), lambda c: (c.taxonomy, c.distill, c.upper_bound), "supervised", reads_gold=True),
-    Stage("evaluate", run_evaluate, ("data", "aggregate", "distill", "rl", "upper_bound"), lambda c: c.taxonomy, reads_gold=True),
-    Stage("report", run_report, ("aggregate", "rl", "profiles", "evaluate"), lambda c: None),
+    Stage("data", run_data, (), lambda c: (c.data, c.label), ("train/users.jsonl",)),
+    Stage("label", run_label, ("data",), _label_config, ("answers.parquet",)),
+    Stage("aggregate", run_aggregate, ("label",), lambda c: c.aggregate, ("pseudo_labels.parquet", "aggregate_summary.json")),
+    Stage("distill", run_distill, ("data", "aggregate"), lambda c: c.distill, ("student",), "student"),
+    Stage("rl", run_rl, ("data", "aggregate", "distill"), lambda c: c.rl, ("rl_summary.json", "rl_log.jsonl", "student_rl"), "student_rl"),
+    Stage("profiles", run_profiles, ("data", "aggregate", "distill", "rl"), lambda c: c.profiles,
+          ("profiles.parquet", "profiles.jsonl"), "profiles.parquet.parts"),
+    Stage("upper_bound", run_upper_bound, ("data",), lambda c: (c.taxonomy, c.distill, c.upper_bound), ("supervised",),
+          "supervised", reads_gold=True),
+    Stage("evaluate", run_evaluate, ("data", "aggregate", "distill", "rl", "upper_bound"), lambda c: c.taxonomy,
+          ("metrics.json",), reads_gold=True),
+    Stage("report", run_report, ("aggregate", "rl", "profiles", "evaluate"), lambda c: None, ("report.html", "checks.json")),
 ]
-
