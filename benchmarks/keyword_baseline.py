@@ -14,7 +14,7 @@ import argparse
 
 import pandas as pd
 
-from confprofile.bench.keyword import COLUMNS, flatten_text, keyword_predictions, majority_class_predictions
+from confprofile.baselines import COLUMNS, flatten_text, keyword_predictions, majority_class_predictions
 from confprofile.bench.profilebench import generate
 from confprofile.evaluate import evaluate
 from confprofile.taxonomy import Taxonomy

@@ -28,7 +28,7 @@ def main() -> None:
     import torch
     from transformers import AutoTokenizer, TrainerCallback
 
-    from confprofile.bench.keyword import keyword_predictions
+    from confprofile.baselines import keyword_predictions
     from confprofile.bench.profilebench import generate
     from confprofile.data import UserRecord
     from confprofile.render import render_user

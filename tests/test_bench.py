@@ -10,7 +10,7 @@ import pytest
 
 from confprofile.bench import profilebench as pb
 from confprofile.bench.compose import word_count
-from confprofile.bench.keyword import COLUMNS, keyword_predictions, majority_class_predictions
+from confprofile.baselines import COLUMNS, keyword_predictions, majority_class_predictions
 from confprofile.taxonomy import UNKNOWN, Taxonomy
 
 N = 2000

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from confprofile.bench.csv_import import convert, import_table
+from confprofile.importers.csv_import import convert, import_table
 from confprofile.cli.data import import_app
-from confprofile.bench.movielens import age_group, import_movielens, load_movielens, zip_region
+from confprofile.importers.movielens import age_group, import_movielens, load_movielens, zip_region
 from confprofile.errors import InputError
 from confprofile.taxonomy import Taxonomy
 

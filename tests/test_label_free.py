@@ -2,7 +2,7 @@
 
 Label-free modules may not import a gold loader or the evaluation module, nor name `load_gold`. The
 only modules allowed to read gold are evaluation-side and flagged: evaluate.py, report.py, the
-gold dev-slice monitor rl/dev.py, and the data loader that defines `load_gold`.
+gold dev-slice monitor dev_monitor.py, and the data loader that defines `load_gold`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1] / "src" / "confprofile"
-LABEL_FREE = ["label.py", "distill.py", "predict.py", "prompts.py", "cache.py", "privacy.py", "profiles.py", "checks.py",
+LABEL_FREE = ["label.py", "answers.py", "render.py", "settings.py", "distill.py", "predict.py", "prompts.py", "cache.py",
+              "privacy.py", "profiles.py", "checks.py",
               "aggregate", "teachers", "student", "rl", "scale"]
 FORBIDDEN_MODULES = {"confprofile.evaluate", "confprofile.report", "confprofile.dev_monitor"}
 

@@ -232,7 +232,7 @@ def _stage_predictions(run, taxonomy: Taxonomy) -> list[tuple[str, pd.DataFrame,
     variant), pseudo_labels (what the student learnt from), student_sft, student_stage2, supervised."""
     import pandas as pd
 
-    from confprofile.bench.keyword import keyword_predictions
+    from confprofile.baselines import keyword_predictions
 
     def read(name: str) -> pd.DataFrame | None:
         path = run.path(name)
@@ -250,7 +250,7 @@ def _stage_predictions(run, taxonomy: Taxonomy) -> list[tuple[str, pd.DataFrame,
              ("stage-2 student", read("predictions/student_rl.parquet"), True, "student_stage2"),
              ("supervised upper bound (uses gold)", read("predictions/supervised.parquet"), False, "supervised")]
     if run.path("train/gold.jsonl").exists():
-        from confprofile.bench.keyword import majority_class_predictions
+        from confprofile.baselines import majority_class_predictions
         from confprofile.data import read_jsonl
 
         train_gold = [row for _, row in read_jsonl(run.path("train/gold.jsonl"))]

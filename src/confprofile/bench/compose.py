@@ -14,7 +14,7 @@ import random
 import string
 
 from confprofile.bench import vocab
-from confprofile.bench.keyword import flatten_text
+from confprofile.baselines import flatten_text
 
 REFERENCE_YEAR = 2025
 SOURCE_WEIGHTS = {"videos": 4.0, "searches": 2.0, "comments": 2.0, "purchases": 1.5, "follows": 1.0}

@@ -22,7 +22,7 @@ def movielens_command(
     max_ratings: int = typer.Option(None, "--max-ratings", min=1, help="Keep only each user's newest N ratings."),
 ) -> None:
     """MovieLens-100K: users see their ratings; gender, age group and occupation become gold."""
-    from confprofile.bench.movielens import import_movielens
+    from confprofile.importers.movielens import import_movielens
 
     summary = import_movielens(folder, out, max_ratings)
     typer.echo(f"wrote {summary['users']} users ({summary['ratings']} ratings) and their gold to {summary['out']}")
@@ -35,7 +35,7 @@ def csv_command(
     out: Path = typer.Option(..., "--out", help="Output directory."),
 ) -> None:
     """Any table + a column mapping (see docs/bring-your-own-data.md)."""
-    from confprofile.bench.csv_import import import_table
+    from confprofile.importers.csv_import import import_table
 
     summary = import_table(table, mapping, out)
     typer.echo(f"wrote {summary['users']} users ({summary['gold']} with gold labels) to {summary['out']}")
