@@ -65,8 +65,9 @@ def measured_accuracy(answers: pd.DataFrame, gold: dict, taxonomy: Taxonomy) -> 
     return out
 
 
-def measure(answers: pd.DataFrame, gold: dict, taxonomy: Taxonomy) -> tuple[dict, list[dict]]:
-    """({stage: metrics}, [{teacher, dimension, estimated, measured}]) of one answer table."""
+def measure(answers: pd.DataFrame, gold: dict, taxonomy: Taxonomy, calibration: list[str]) -> tuple[dict, list[dict]]:
+    """({stage: metrics}, [{teacher, dimension, estimated, measured}]) of one answer table; `calibration`:
+    the steps of the '+ calibration' rows."""
     rows = {}
 
     def score(predictions):
@@ -79,7 +80,7 @@ def measure(answers: pd.DataFrame, gold: dict, taxonomy: Taxonomy) -> tuple[dict
     rows["best single teacher"] = dict(rows[best], name=best)
     skills = []
     for method in METHODS:
-        for calibrate, tag in [((), ""), (DEFAULT_CALIBRATION, " + calibration")]:
+        for calibrate, tag in [((), ""), (calibration, " + calibration")]:
             pseudo, summary = run_aggregation(answers, method=method, calibrate=calibrate, taxonomy=taxonomy)
             rows[f"{method}{tag}"] = score(pseudo)
             if method == "weighted" and calibrate:  # the default: its label-free teacher accuracy estimates
@@ -131,15 +132,17 @@ def main() -> None:
     devsets.add_set_arguments(ap, "synthetic, blogs, pan19, simulated (--seeds serve both generated kinds)")
     ap.add_argument("--panel", choices=devsets.PANELS, default="packaged",
                     help="packaged: the demo's panel + SmolLM2; refined: packaged with prototype refinement")
+    ap.add_argument("--calibrate", nargs="+", default=list(DEFAULT_CALIBRATION),
+                    help="the steps of the '+ calibration' rows (default: the aggregate's default)")
     args = ap.parse_args()
     teachers = devsets.panel(args.panel)
-    print(f"panel {args.panel}: {', '.join(t.name for t in teachers)}; calibration = {' + '.join(DEFAULT_CALIBRATION)} "
+    print(f"panel {args.panel}: {', '.join(t.name for t in teachers)}; calibration = {' + '.join(args.calibrate)} "
           f"(single teachers: {' + '.join(ANSWER_CALIBRATION)})")
     for name in args.sets:
         if name == "simulated":
-            report("simulated teachers", [measure(*simulated(3000, seed)) for seed in args.seeds])
+            report("simulated teachers", [measure(*simulated(3000, seed), args.calibrate) for seed in args.seeds])
             continue
-        results = [measure(*run) for run in devsets.labelled_runs(name, args, teachers)]
+        results = [measure(*run, args.calibrate) for run in devsets.labelled_runs(name, args, teachers)]
         if results:
             report(name, results)
 
