@@ -105,7 +105,8 @@ def stage2_config(family: str, values: dict, max_user_tokens: int | None = None)
     """Stage 2's config for a student family: the family's defaults (`ENCODER_DEFAULTS` for the encoder
     student; an LLM student's prompt budget), then `values`. One function for the verb and the pipeline,
     so both start from the same defaults."""
-    defaults = dict(ENCODER_DEFAULTS) if family == "encoder" else {}
-    if family != "encoder" and max_user_tokens is not None:
-        defaults["max_user_tokens"] = max_user_tokens
+    if family == "encoder":
+        defaults = dict(ENCODER_DEFAULTS)
+    else:
+        defaults = {} if max_user_tokens is None else {"max_user_tokens": max_user_tokens}
     return RLConfig.from_dict({**defaults, **values})

@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from confprofile.files import atomic_path, atomic_write_json
 from confprofile.render import render_user
 from confprofile.settings import from_section
-from confprofile.files import atomic_path, atomic_write_json
 from confprofile.student.base import STUDENT_FILE, STUDENTS, Student, prediction_frame
 from confprofile.student.calibration import apply_platt, fit_platt
 from confprofile.student.features import EmbeddingCache, FeatureConfig, Featurizer

@@ -61,7 +61,7 @@ class LLMStudent(Student):
 
     def predict(self, users: Sequence, model_name: str = "student", progress=None) -> pd.DataFrame:
         return predict_users(self.directory, users, self.taxonomy, model_name=model_name,
-                       max_user_tokens=self.config.max_user_tokens, **asdict(self.config.predict))
+                             max_user_tokens=self.config.max_user_tokens, **asdict(self.config.predict))
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
