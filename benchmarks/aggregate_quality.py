@@ -131,7 +131,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     devsets.add_set_arguments(ap, "synthetic, blogs, pan19, simulated (--seeds serve both generated kinds)")
     ap.add_argument("--panel", choices=devsets.PANELS, default="packaged",
-                    help="packaged: the demo's panel + SmolLM2; refined: packaged with prototype refinement")
+                    help="packaged: the demo's panel + SmolLM2; refined: packaged with prototype refinement; "
+                         "self-trained: refined with a self-trained head")
     ap.add_argument("--calibrate", nargs="+", default=list(DEFAULT_CALIBRATION),
                     help="the steps of the '+ calibration' rows (default: the aggregate's default)")
     args = ap.parse_args()

@@ -29,25 +29,29 @@ SMOLLM2 = {"name": "smollm2", "backend": "smollm2", "model": "smollm2", "prompt_
            "temperature": 0.0, "max_user_tokens": 128}
 
 
-PANELS = ("demo", "packaged", "refined")
+PANELS = ("demo", "packaged", "refined", "self-trained")
 
 
 def panel(name: str, refine_iterations: int = 10, refine_anchor: float = 0.9) -> list[TeacherConfig]:
     """`demo`: the demo's packaged teachers; `packaged`: those and SmolLM2 (every packaged teacher);
-    `refined`: `packaged` with each embedding teacher's prototypes fitted to the users (`<name>+refine`)."""
+    `refined`: `packaged` with each embedding teacher's prototypes fitted to the users (`<name>+refine`);
+    `self-trained`: the same with a self-trained head on top (`<name>+refine+head`)."""
     teachers = list(PipelineConfig.from_yaml(demo_config_path()).teachers)
     if name == "demo":
         return teachers
     packaged = teachers + [TeacherConfig(**SMOLLM2)]
     if name == "packaged":
         return packaged
-    return [t for t in packaged if t.backend != "embedding"] + refined(packaged, refine_iterations, refine_anchor)
+    fitted = refined(packaged, refine_iterations, refine_anchor, head=name == "self-trained")
+    return [t for t in packaged if t.backend != "embedding"] + fitted
 
 
-def refined(teachers: list[TeacherConfig], iterations: int, anchor: float) -> list[TeacherConfig]:
-    """Each embedding teacher again, with its prototypes fitted to the users (`<name>+refine`)."""
-    return [t.model_copy(update={"name": f"{t.name}+refine", "params": {**t.params, "refine_iterations": iterations,
-                                                                       "refine_anchor": anchor}})
+def refined(teachers: list[TeacherConfig], iterations: int, anchor: float, head: bool = False) -> list[TeacherConfig]:
+    """Each embedding teacher again, with its prototypes fitted to the users (`<name>+refine`), and with
+    `head` a self-trained head on top (`<name>+refine+head`)."""
+    suffix = "+refine+head" if head else "+refine"
+    params = {"refine_iterations": iterations, "refine_anchor": anchor, **({"refine_head": True} if head else {})}
+    return [t.model_copy(update={"name": f"{t.name}{suffix}", "params": {**t.params, **params}})
             for t in teachers if t.backend == "embedding"]
 
 

