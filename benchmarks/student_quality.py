@@ -44,9 +44,17 @@ def demo_sections() -> dict:
     return {key: raw[key] for key in ("teachers", "aggregate", "distill", "rl")}
 
 
+FITTED = {"refine_iterations": 10, "refine_anchor": 0.9, "refine_head": True}  # docs/bring-your-own-data.md
+
+
 def panel(name: str, sections: dict) -> list[dict]:
     teachers = sections["teachers"]
-    return teachers if name == "demo" else [t for t in teachers if t["backend"] == "embedding"]
+    if name == "demo":
+        return teachers
+    embedding = [t for t in teachers if t["backend"] == "embedding"]
+    if name == "self-trained":
+        return [{**t, "params": {**(t.get("params") or {}), **FITTED}} for t in embedding]
+    return embedding
 
 
 def synthetic_config(work: Path, seed: int, args, sections: dict) -> PipelineConfig:
@@ -136,8 +144,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", nargs="+", default=["synthetic", "blogs", "pan19"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--panel", choices=["demo", "embedding"], default="embedding",
-                        help="demo: the demo's packaged panel; embedding: its embedding teachers only")
+    parser.add_argument("--panel", choices=["demo", "embedding", "self-trained"], default="embedding",
+                        help="demo: the demo's packaged panel; embedding: its embedding teachers only; "
+                             "self-trained: those with refined prototypes and a self-trained head")
     parser.add_argument("--work", default="/tmp/confprofile-student-quality", help="Run directories (resumable).")
     parser.add_argument("--datasets", default=str(DATASETS))
     parser.add_argument("--synthetic-train", type=int, default=400)
