@@ -46,12 +46,16 @@ def panel(name: str, refine_iterations: int = 10, refine_anchor: float = 0.9) ->
     return [t for t in packaged if t.backend != "embedding"] + fitted
 
 
+def fitted_params(iterations: int = 10, anchor: float = 0.9, head: bool = False) -> dict:
+    """The embedding teacher's params that fit it to the users: refined prototypes, and with `head` a self-trained head."""
+    return {"refine_iterations": iterations, "refine_anchor": anchor, **({"refine_head": True} if head else {})}
+
+
 def refined(teachers: list[TeacherConfig], iterations: int, anchor: float, head: bool = False) -> list[TeacherConfig]:
     """Each embedding teacher again, with its prototypes fitted to the users (`<name>+refine`), and with
     `head` a self-trained head on top (`<name>+refine+head`)."""
     suffix = "+refine+head" if head else "+refine"
-    params = {"refine_iterations": iterations, "refine_anchor": anchor, **({"refine_head": True} if head else {})}
-    return [t.model_copy(update={"name": f"{t.name}{suffix}", "params": {**t.params, **params}})
+    return [t.model_copy(update={"name": f"{t.name}{suffix}", "params": {**t.params, **fitted_params(iterations, anchor, head)}})
             for t in teachers if t.backend == "embedding"]
 
 

@@ -28,13 +28,13 @@ import statistics
 import time
 from pathlib import Path
 
+import devsets
 from confprofile import pipeline
 from confprofile.data import load_users, read_jsonl
 from confprofile.files import atomic_write_jsonl
 from confprofile.pipeline import PipelineConfig
 from confprofile.student import open_student
 
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 ROLES = [("best teacher", "teacher"), ("pseudo-labels", "pseudo_labels"), ("SFT student", "student_sft"),
          ("stage-2 student", "student_stage2"), ("supervised (gold)", "supervised")]
 
@@ -44,16 +44,13 @@ def demo_sections() -> dict:
     return {key: raw[key] for key in ("teachers", "aggregate", "distill", "rl")}
 
 
-FITTED = {"refine_iterations": 10, "refine_anchor": 0.9, "refine_head": True}  # docs/bring-your-own-data.md
-
-
 def panel(name: str, sections: dict) -> list[dict]:
     teachers = sections["teachers"]
     if name == "demo":
         return teachers
     embedding = [t for t in teachers if t["backend"] == "embedding"]
     if name == "self-trained":
-        return [{**t, "params": {**(t.get("params") or {}), **FITTED}} for t in embedding]
+        return [{**t, "params": {**(t.get("params") or {}), **devsets.fitted_params(head=True)}} for t in embedding]
     return embedding
 
 
@@ -148,7 +145,7 @@ def main() -> None:
                         help="demo: the demo's packaged panel; embedding: its embedding teachers only; "
                              "self-trained: those with refined prototypes and a self-trained head")
     parser.add_argument("--work", default="/tmp/confprofile-student-quality", help="Run directories (resumable).")
-    parser.add_argument("--datasets", default=str(DATASETS))
+    parser.add_argument("--datasets", default=str(devsets.DATASETS))
     parser.add_argument("--synthetic-train", type=int, default=400)
     parser.add_argument("--synthetic-test", type=int, default=300)
     parser.add_argument("--synthetic-unlabeled", type=int, default=1500)

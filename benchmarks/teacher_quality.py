@@ -86,7 +86,9 @@ def main() -> None:
     ap.add_argument("--examples", type=Path, help="YAML of label examples per set: {set: {dimension: {label: [examples]}}}")
     args = ap.parse_args()
     packaged = devsets.panel("packaged")
-    teachers = packaged + [t for head in (False, True) for t in devsets.refined(packaged, args.refine_iterations, args.refine_anchor, head)]
+    embedding = [t for t in packaged if t.backend == "embedding"]
+    fitted = [devsets.refined(embedding, args.refine_iterations, args.refine_anchor, head) for head in (False, True)]
+    teachers = packaged + [t for variant in fitted for t in variant]
     examples = yaml.safe_load(args.examples.read_text(encoding="utf-8")) if args.examples else {}
     real_macros: dict[str, list[float]] = {}  # teacher -> its macro F1 on each dimension of the real sets
     for name in args.sets:
@@ -104,9 +106,9 @@ def main() -> None:
                 real_macros.setdefault(teacher, []).extend(row[d]["macro_f1"] or 0.0 for d in dims)
     if real_macros:
         print("\nEmbedding teachers, class-macro F1 averaged over the real sets' dimensions (fitted - raw):")
-        for t in (t for t in packaged if t.backend == "embedding"):
-            raw = statistics.mean(real_macros[t.name])
-            for variant in (t.name, f"{t.name}+refine", f"{t.name}+refine+head"):
+        for variants in zip(embedding, *fitted):  # a teacher, then its fitted versions
+            raw = statistics.mean(real_macros[variants[0].name])
+            for variant in (t.name for t in variants):
                 mean = statistics.mean(real_macros[variant])
                 print(f"  {variant:32} {mean:.3f} ({mean - raw:+.3f}, over {len(real_macros[variant])} dimensions)")
 

@@ -211,23 +211,28 @@ class EmbeddingTeacher(Teacher):
             refined, self.centre = refine_prototypes(users, protos, self.params.refine_anchor, self.params.refine_iterations)
             self.prototypes[dim] = (labels, refined)
         if self.params.refine_head:
-            centred = (users - self.centre).numpy()
+            views = [self.user_view(v) for v in vectors]
             for dim, (labels, protos) in self.prototypes.items():
-                probs = torch.stack([torch.softmax(self.label_scores(v, protos)[0] / self.params.softmax_temperature, dim=0)
-                                     for v in vectors])
-                head = fit_self_training_head(centred, probs.numpy())
+                probs = torch.stack([torch.softmax(self.label_scores(view, protos)[0] / self.params.softmax_temperature, dim=0)
+                                     for view in views])
+                head = fit_self_training_head(torch.stack([view[2] for view in views]).numpy(), probs.numpy())
                 if head is not None:
                     self.heads[dim] = tuple(torch.from_numpy(a).float() for a in head)
 
-    def label_scores(self, vectors, protos):
-        """(score per label, snippet x label cosines) of one user's unit snippet vectors; with refined
-        prototypes, the vectors are centred first (the prototypes live among centred vectors)."""
+    def user_view(self, vectors):
+        """(snippet vectors, mean vector, unit mean minus the centre) of one user's unit snippet vectors, as
+        the prototypes see them: centred once prototypes are refined (they live among centred vectors)."""
         import torch
 
         mean = torch.nn.functional.normalize(vectors.mean(0), dim=0)
-        if self.centre is not None:
-            vectors = torch.nn.functional.normalize(vectors - self.centre, dim=1)
-            mean = torch.nn.functional.normalize(mean - self.centre, dim=0)
+        if self.centre is None:
+            return vectors, mean, mean
+        centred = mean - self.centre  # what the self-trained head reads
+        return torch.nn.functional.normalize(vectors - self.centre, dim=1), torch.nn.functional.normalize(centred, dim=0), centred
+
+    def label_scores(self, view, protos):
+        """(score per label, snippet x label cosines) of one user's `user_view`."""
+        vectors, mean, _ = view
         sims = vectors @ protos.T  # (snippets, labels)
         return self.params.mix * sims.max(0).values + (1 - self.params.mix) * (protos @ mean), sims
 
@@ -247,12 +252,13 @@ class EmbeddingTeacher(Teacher):
 
         results = []
         for user, vectors in zip(*self._snippet_vectors(user_texts)):
+            view = self.user_view(vectors)
             probs, notes = {}, {}
             for dim, (labels, protos) in self.prototypes.items():
-                score, sims = self.label_scores(vectors, protos)
-                if dim in self.heads:  # the self-trained head reads the user's centred mean embedding
+                score, sims = self.label_scores(view, protos)
+                if dim in self.heads:
                     weight, bias = self.heads[dim]
-                    dist = torch.softmax(weight @ (torch.nn.functional.normalize(vectors.mean(0), dim=0) - self.centre) + bias, dim=0)
+                    dist = torch.softmax(weight @ view[2] + bias, dim=0)
                 else:
                     dist = torch.softmax(score / self.params.softmax_temperature, dim=0)
                 probs[dim] = {label: float(p) for label, p in zip(labels, dist)}
