@@ -14,7 +14,8 @@ from confprofile.rl.config import RLConfig
 from confprofile.rl.config import ENCODER_DEFAULTS
 from confprofile.rl.encoder_policy import balance_weights, group_advantages, label_drift, noisy_views, train_encoder_stage2
 from confprofile.student import EncoderStudent, EncoderStudentConfig, open_student
-from confprofile.student.calibration import apply_platt, fit_platt
+from confprofile.student.calibration import apply_platt, fit_platt, fused_posterior
+from confprofile.student.encoder import calibrate_against
 from confprofile.student.features import FeatureConfig
 from confprofile.student.targets import posterior_row, pseudo_posteriors
 from confprofile.taxonomy import Taxonomy
@@ -119,6 +120,35 @@ def test_label_free_calibration_lowers_ece():
         return ece(frame.confidence, [test_gold[u]["pet"] == label for u, label in zip(frame.user_id, frame.label)])
 
     assert error(calibrated) < error(raw) - 0.02
+
+
+def test_fused_posterior_is_bayes_rule_for_independent_views():
+    posterior, probs = np.array([[0.5, 0.25, 0.25], [0.25, 0.5, 0.25]]), np.array([[0.8, 0.1, 0.1], [0.8, 0.1, 0.1]])
+    fused = fused_posterior(posterior, probs)  # prior: the posterior's mean, (.375, .375, .25)
+    expected = posterior * probs / [0.375, 0.375, 0.25]
+    assert np.allclose(fused, expected / expected.sum(1, keepdims=True)) and np.allclose(fused.sum(1), 1.0)
+
+
+def test_a_student_better_than_its_teachers_is_calibrated_near_its_own_accuracy():
+    """Calibrated pseudo-labels right half the time; a student right 60% or 90% of the time (as it says),
+    its errors independent of theirs. Against the posterior alone it would be said right about a third
+    of the time; against the fused posterior its stated probabilities hold."""
+    rng = np.random.default_rng(0)
+    n, k = 6000, 3
+    truth = rng.integers(0, k, n)
+    wrong = (truth + rng.integers(1, k, n)) % k
+    pseudo = np.where(rng.random(n) < 0.5, truth, wrong)
+    posterior = np.full((n, k), 0.25)
+    posterior[np.arange(n), pseudo] = 0.5
+    accuracy = np.where(rng.random(n) < 0.5, 0.6, 0.9)
+    student = np.where(rng.random(n) < accuracy, truth, (truth + rng.integers(1, k, n)) % k)
+    probs = np.repeat(((1 - accuracy) / (k - 1))[:, None], k, axis=1)
+    probs[np.arange(n), student] = accuracy
+    slope, intercept = calibrate_against(probs, posterior, np.ones(n, dtype=bool))
+    for stated in (0.6, 0.9):
+        assert abs(apply_platt(np.array([stated]), slope, intercept)[0] - stated) < 0.04
+    against_posterior = posterior[np.arange(n), student].mean()
+    assert against_posterior < 0.5 < (student == truth).mean()
 
 
 def test_platt_fit_recovers_a_known_map_and_is_the_identity_on_little_data():

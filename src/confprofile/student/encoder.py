@@ -5,7 +5,7 @@ users than the teachers labelled. Here the representation is the packaged all-Mi
 plus TF-IDF n-grams of the run's own users; the head is a linear softmax per dimension, fitted with
 L-BFGS (torch) on soft targets (the aggregator's posterior) weighted by the pseudo-label confidence
 and, optionally, class-balanced. Its stated confidence is calibrated without gold on out-of-fold
-users, against the aggregator's posterior of the student's label (`student.calibration`). A second
+users, against the aggregator's posterior fused with the student's own (`student.calibration`). A second
 fit of the heads leaves a share of the pseudo-labelled users out (`validation_share`): stage 2
 (`rl.encoder_policy`), which treats the head as a policy over labels, starts from it, and its
 confidences are recalibrated on those users.
@@ -26,7 +26,7 @@ from confprofile.files import atomic_path, atomic_write_json
 from confprofile.render import render_user
 from confprofile.settings import from_section
 from confprofile.student.base import STUDENT_FILE, STUDENTS, Student, prediction_frame
-from confprofile.student.calibration import apply_platt, fit_platt
+from confprofile.student.calibration import apply_platt, fit_platt, fused_posterior
 from confprofile.student.features import EmbeddingCache, FeatureConfig, Featurizer
 from confprofile.student.targets import held_out_score, pseudo_posteriors
 from confprofile.taxonomy import Taxonomy
@@ -288,9 +288,10 @@ def predict_proba(heads: LinearHeads, x: sp.csr_matrix) -> dict[str, np.ndarray]
 
 
 def calibrate_against(probs: np.ndarray, posterior: np.ndarray, has_row: np.ndarray) -> tuple[float, float]:
-    """Platt map from the student's top probability to the aggregator's posterior of the student's label."""
+    """Platt map from the student's top probability (on users it did not fit) to the fused posterior
+    (`fused_posterior`) of the student's label."""
     if not has_row.any():
         return 1.0, 0.0
     probs, posterior = probs[has_row], posterior[has_row]
     chosen = probs.argmax(1)
-    return fit_platt(probs.max(1), posterior[np.arange(len(chosen)), chosen])
+    return fit_platt(probs.max(1), fused_posterior(posterior, probs)[np.arange(len(chosen)), chosen])
