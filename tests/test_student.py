@@ -229,6 +229,24 @@ def test_stage2_improves_or_keeps_a_student_on_a_pool_and_writes_its_files(tmp_p
     assert log and {"rl/entropy", "rl/majority_ratio", "rl/agreement"} <= set(log[0])
 
 
+def test_stage2_ends_with_the_pseudo_labels_label_shares_when_asked(tmp_path):
+    """A large unbalanced step moves the answers' label distribution; the alignment puts it back."""
+    users, gold = planted(60, 8)
+    pool, _ = planted(240, 9)
+    pseudo = noisy_pseudo(gold, 0.7, 4)
+    target = pseudo.label.value_counts(normalize=True).reindex(["cat", "dog", "fish"]).fillna(0).to_numpy()
+    distances = {}
+    for align in (False, True):
+        student = lexical_student().fit(users, pseudo, vocabulary_users=users + pool)
+        config = stage2_config(**{**{k: v for k, v in ENCODER_DEFAULTS.items() if k != "users_per_step"},
+                                  "learning_rate": 5.0, "class_balance": False, "max_label_drift": 1.0, "align_label_shares": align})
+        summary = train_encoder_stage2(student, users + pool, tmp_path / str(align), config, pseudo=pseudo)
+        shares = student.predict(pool).label.value_counts(normalize=True).reindex(["cat", "dog", "fish"]).fillna(0).to_numpy()
+        distances[align] = 0.5 * np.abs(shares - target).sum()
+    assert distances[False] > 0.1 and distances[True] < 0.03  # .179 and .017 when measured
+    assert summary["label_shares"]["pet"]["after"] < summary["label_shares"]["pet"]["before"]
+
+
 def test_stage2_keeps_the_sft_checkpoint_when_every_epoch_scores_worse_on_held_out_pseudo_labels(tmp_path):
     """A step size that wrecks the heads: the validation pseudo-labels (never fitted) pick the SFT start."""
     users, gold = planted(90, 14)

@@ -26,9 +26,13 @@ import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from confprofile.files import atomic_write_json, atomic_write_jsonl, atomic_write_parquet
 from confprofile.taxonomy import Taxonomy
+
+if TYPE_CHECKING:  # pandas loads inside the stages that use it
+    import pandas as pd
 
 # Voting variants shown in the stage table: (file name, aggregator, calibrators)
 TABLE_VARIANTS = [

@@ -63,6 +63,7 @@ class RLConfig:
     collapse_agreement: float = _f(0.98, "Stop when mean vote strength reaches this ...")
     collapse_entropy_drop: float = _f(0.5, "... and label entropy fell by this fraction from its first value.")
     max_label_drift: float = _f(0.2, "Encoder student: stop (and restore the last epoch's weights) when the rollouts' label distribution is this far (total variation) from the SFT student's.")
+    align_label_shares: bool = _f(True, "Encoder student: after stage 2, shift each head's label biases until its answers over the pool have the pseudo-labels' label shares, at the start of every epoch and at the end (student.label_shares): stage 2 re-assigns users, the aggregator keeps the label distribution. Off: the demo's stage 2 answered one gender for 95% of its users.")
     select_checkpoint: bool = _f(False, "Encoder student: keep the epoch that agrees best with the held-out pseudo-labels instead of the last. Off: agreement fell while accuracy rose once the student corrected wrong pseudo-labels (docs/students.md).")
     dev_eval_steps: int = _f(0, "Evaluate the gold dev slice every N steps (0 = off; evaluation only).")
     dev_patience: int = _f(2, "Stop after this many dev evaluations below the best dev F1 - dev_tolerance.")

@@ -14,6 +14,9 @@ The policy starts from the student's heads fitted without its validation users (
 else a `calibration_share` drawn here), which stay out of the pool: after every epoch it is scored
 on them by `validation_score` (the aggregator's estimate of its accuracy, no gold; a curve in the
 summary, or the checkpoint choice with `select_checkpoint`), and the calibration is refitted on them.
+With `align_label_shares`, every epoch starts, and the run ends, with each head's label biases
+shifted so that its answers over the pool have the pseudo-labels' label shares (`student.label_shares`):
+stage 2 decides which users get which label, the aggregator how many.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from confprofile.rl.guards import collapse_reason
 from confprofile.rl.rewards import dimension_score
 from confprofile.rl.voting import summarize_pseudo, vote_dimension
 from confprofile.student.encoder import EncoderStudent, calibrate_against, predict_proba, to_torch
+from confprofile.student.label_shares import answer_shares, pseudo_label_shares, share_distance, share_matching_offsets
 from confprofile.student.targets import held_out_score, pseudo_posteriors
 
 
@@ -194,6 +198,8 @@ def train_encoder_stage2(student: EncoderStudent, users: Sequence, out: str | Pa
     pool = build_pool(student, ids, x, sft_probs, config, pseudo, rng)
     target_share = {dim: dict(zip(student.taxonomy.dimension(dim).label_names, p.mean(0))) for dim, p in sft_probs.items()}
     reference = {dim: torch.from_numpy(p).float() for dim, p in sft_probs.items()} if config.beta > 0 else None
+    answer_target = {} if not config.align_label_shares else (
+        pseudo_label_shares(pseudo, student.taxonomy) if pseudo is not None else {dim: answer_shares(p) for dim, p in sft_probs.items()})
     optimiser = torch.optim.SGD(student.heads_.parameters(), lr=config.learning_rate, momentum=0.9)
 
     batch = max(1, config.users_per_step)
@@ -207,6 +213,8 @@ def train_encoder_stage2(student: EncoderStudent, users: Sequence, out: str | Pa
     checkpoints = [(validation_score(student.heads_, pool), 0, sft)]
     while step < total_steps and not stop_reason:
         if step % per_epoch == 0:
+            if step and answer_target:  # each epoch starts from the aggregator's label distribution
+                align_label_shares(student.heads_, pool.x, answer_target)
             order = rng.permutation(pool.kept)
             healthy = student.heads_.state()
             if step:
@@ -240,6 +248,7 @@ def train_encoder_stage2(student: EncoderStudent, users: Sequence, out: str | Pa
         student.heads_ = type(student.heads_).from_state(chosen)
     else:  # the trained policy stands; the scores stay in the summary as a label-free curve
         chosen_epoch = checkpoints[-1][1]
+    label_shares = align_label_shares(student.heads_, pool.x, answer_target) if chosen_epoch > 0 else {}
     if pool.posterior is not None and len(pool.calibration_rows) and chosen_epoch > 0:  # else SFT's calibration stays
         rows = pool.calibration_rows
         probs = predict_proba(student.heads_, pool.x[rows])
@@ -251,10 +260,23 @@ def train_encoder_stage2(student: EncoderStudent, users: Sequence, out: str | Pa
                "rollouts_generated": rollouts,
                "steps": step, "wall_seconds": round(time.perf_counter() - started, 2), "stop_reason": stop_reason,
                "validation_scores": [round(c[0], 4) if c[0] is not None else None for c in checkpoints],
-               "chosen_epoch": chosen_epoch,
+               "chosen_epoch": chosen_epoch, "label_shares": label_shares,
                "uses_gold_dev": False, "config": config.to_dict()}
     atomic_write_json(out / "rl_summary.json", summary)
     return summary
+
+
+def align_label_shares(heads, x, target: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Shift each head's label biases so that its answers over `x` have the `target` shares; per
+    dimension, the total-variation distance to the target before and after."""
+    probs = predict_proba(heads, x)
+    report = {}
+    for dim, share in target.items():
+        offsets = share_matching_offsets(probs[dim], share)
+        heads.shift(dim, offsets)
+        report[dim] = {"before": round(share_distance(answer_shares(probs[dim]), share), 4),
+                       "after": round(share_distance(answer_shares(probs[dim], offsets), share), 4)}
+    return report
 
 
 def noisy_views(x, copies: int, dropout: float, rng: np.random.Generator):

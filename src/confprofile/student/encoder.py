@@ -85,6 +85,15 @@ class LinearHeads:
             start += k
         return out
 
+    def shift(self, dim: str, offsets: np.ndarray) -> None:
+        """Add `offsets` to one dimension's label biases (a prior shift of its softmax)."""
+        import torch
+
+        names = list(self.sizes)
+        start = sum(self.sizes[name] for name in names[:names.index(dim)])
+        with torch.no_grad():
+            self.bias[start:start + self.sizes[dim]] += torch.as_tensor(offsets, dtype=self.bias.dtype)
+
     def state(self) -> dict:
         return {"weight": self.weight.detach().clone(), "bias": self.bias.detach().clone(), "sizes": self.sizes}
 
