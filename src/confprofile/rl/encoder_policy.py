@@ -54,7 +54,7 @@ def label_drift(parsed: Sequence, target_share: dict[str, dict[str, float]]) -> 
     for dim, share in target_share.items():
         labels = [rollout[dim].label for rollout in parsed]
         counts = Counter(labels)
-        distances.append(0.5 * sum(abs(counts.get(label, 0) / len(labels) - p) for label, p in share.items()))
+        distances.append(share_distance([counts.get(label, 0) / len(labels) for label in share], list(share.values())))
     return float(np.mean(distances)) if distances else 0.0
 
 
