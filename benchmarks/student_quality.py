@@ -49,6 +49,8 @@ def panel(name: str, sections: dict) -> list[dict]:
     if name == "demo":
         return teachers
     embedding = [t for t in teachers if t["backend"] == "embedding"]
+    if name == "packaged":
+        return embedding + [devsets.SMOLLM2]
     if name == "self-trained":
         return [{**t, "params": {**(t.get("params") or {}), **devsets.fitted_params(head=True)}} for t in embedding]
     return embedding
@@ -141,9 +143,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", nargs="+", default=["synthetic", "blogs", "pan19"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--panel", choices=["demo", "embedding", "self-trained"], default="embedding",
-                        help="demo: the demo's packaged panel; embedding: its embedding teachers only; "
-                             "self-trained: those with refined prototypes and a self-trained head")
+    parser.add_argument("--panel", choices=["demo", "embedding", "packaged", "self-trained"], default="embedding",
+                        help="demo: the demo's packaged panel; embedding: its embedding teachers only; packaged: "
+                             "those and SmolLM2, a teacher of another model (an independent group); "
+                             "self-trained: the embedding teachers with refined prototypes and a self-trained head")
+    parser.add_argument("--fit-targets", choices=["posterior", "label"], default=None,
+                        help="distill.fit_targets of the encoder student (default: the demo config's)")
     parser.add_argument("--work", default="/tmp/confprofile-student-quality", help="Run directories (resumable).")
     parser.add_argument("--datasets", default=str(devsets.DATASETS))
     parser.add_argument("--synthetic-train", type=int, default=400)
@@ -154,6 +159,8 @@ def main() -> None:
     parser.add_argument("--split-seed", type=int, default=0)
     args = parser.parse_args()
     work, sections = Path(args.work), demo_sections()
+    if args.fit_targets:
+        sections["distill"] = {**sections["distill"], "fit_targets": args.fit_targets}
     for name in args.sets:
         if name == "synthetic":
             report("synthetic ProfileBench", [measure(synthetic_config(work, seed, args, sections)) for seed in args.seeds])

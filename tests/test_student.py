@@ -88,6 +88,21 @@ def test_weight_zero_leaves_an_example_out_and_soft_targets_change_the_fit():
     assert not np.allclose(base.heads_.weight.detach().numpy(), softer.heads_.weight.detach().numpy(), atol=1e-3)
 
 
+def test_label_targets_follow_the_pseudo_label_where_the_posterior_mode_does_not():
+    users, gold = planted(120, 5)
+    right = noisy_pseudo(gold, 1.0, 2)  # every pseudo-label right, but stated at .3 with the votes on another label
+    wrong_vote = {"cat": "dog", "dog": "fish", "fish": "cat"}
+    pseudo = right.assign(confidence=0.3, votes=[json.dumps({label: 1.0, wrong_vote[label]: 5.0}) for label in right.label])
+    post = pseudo_posteriors(pseudo, [u.user_id for u in users], TAXONOMY)["pet"]
+    assert (post.posterior.argmax(1) != post.label).all() and (post.one_hot().argmax(1) == post.label).all()
+    test, test_gold = planted(90, 6)
+    followed = {targets: accuracy(lexical_student(fit_targets=targets, calibration_folds=0, validation_share=0)
+                                  .fit(users, pseudo).predict(test), test_gold) for targets in ("posterior", "label")}
+    assert followed["label"] > 0.6 > followed["posterior"]
+    with pytest.raises(ValueError, match="fit_targets"):
+        EncoderStudentConfig(fit_targets="votes")
+
+
 def test_feature_candidates_are_chosen_on_the_validation_pseudo_labels_without_gold():
     users, gold = planted(120, 17)
     blind = FeatureConfig(encoder="", lexical_features=1, min_df=1)  # one n-gram: cannot see the planted words

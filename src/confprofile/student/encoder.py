@@ -41,10 +41,15 @@ class EncoderStudentConfig:
     feature_candidates: list[FeatureConfig] = field(default_factory=list, metadata={"help": "Other feature settings to try: each is fitted, and the one that scores best on the validation users (held_out_score, no gold) is kept as `features`. Biased towards the teachers' own representation: a MiniLM block agrees with MiniLM teachers' errors (docs/students.md)."})
     l2: float = field(default=3e-4, metadata={"help": "L2 penalty on the head's weights (per example, as in scikit-learn's 1/(C n))."})
     max_iter: int = field(default=100, metadata={"help": "L-BFGS iterations of a head fit."})
+    fit_targets: str = field(default="posterior", metadata={"help": "What each head fits: 'posterior' (the aggregator's posterior: the pseudo-label at its confidence, the rest by the other labels' votes) or 'label' (the pseudo-label alone); both weighted by the confidence. The posterior's mode is not always the pseudo-label (docs/students.md)."})
     class_balance: bool = field(default=True, metadata={"help": "Weight each label by the inverse of its pseudo-label mass, so minority labels are not drowned."})
     calibration_folds: int = field(default=4, metadata={"help": "Folds of out-of-fold predictions that fit the label-free confidence calibration (< 2: none)."})
     validation_share: float = field(default=0.2, metadata={"help": "Share of the pseudo-labelled users that stage 2's starting heads never fit: the label-free validation set on which stage 2 refits the calibration and scores its epochs (0: none)."})
     seed: int = field(default=0, metadata={"help": "Seed of the calibration folds and the validation users."})
+
+    def __post_init__(self) -> None:
+        if self.fit_targets not in {"posterior", "label"}:
+            raise ValueError(f"fit_targets must be 'posterior' or 'label', got {self.fit_targets!r}")
 
     @classmethod
     def from_dict(cls, values: dict, section: str = "distill") -> "EncoderStudentConfig":
@@ -215,7 +220,8 @@ class EncoderStudent(Student):
     def fit_on(self, x: sp.csr_matrix, posterior: dict, rows: np.ndarray | None = None) -> LinearHeads:
         rows = np.arange(x.shape[0]) if rows is None else rows
         sizes = {d.name: len(d.label_names) for d in self.taxonomy.dimensions}
-        targets = {dim: (p.posterior[rows], p.weight[rows]) for dim, p in posterior.items()}
+        targets = {dim: ((p.one_hot() if self.config.fit_targets == "label" else p.posterior)[rows], p.weight[rows])
+                   for dim, p in posterior.items()}
         return fit_heads(LinearHeads(x.shape[1], sizes), to_torch(x[rows]), targets, l2=self.config.l2,
                          max_iter=self.config.max_iter, class_balance=self.config.class_balance)
 

@@ -2,9 +2,9 @@
 
 The posterior gives the pseudo-label its calibrated confidence and shares the rest among the other
 labels in proportion to their votes (`votes` JSON; uniformly when no other label got a vote). It is
-both the soft target of the fit and the label-free estimate of P(correct) that calibrates a
-student's confidence. The fit weight is the confidence, 0 for a row not kept, an abstention, or a
-user without a row.
+both the soft target of the fit (or, with `fit_targets: label`, the pseudo-label alone: `one_hot`)
+and the label-free estimate of P(correct) that calibrates a student's confidence. The fit weight is
+the confidence, 0 for a row not kept, an abstention, or a user without a row.
 """
 
 from __future__ import annotations
@@ -29,6 +29,14 @@ class PseudoPosterior:
     posterior: np.ndarray  # (users, labels), rows sum to 1 where has_row
     weight: np.ndarray  # (users,) fit weight
     has_row: np.ndarray  # (users,) bool: a real pseudo-label exists (kept or not)
+    label: np.ndarray  # (users,) the pseudo-label's index, -1 without a row
+
+    def one_hot(self) -> np.ndarray:
+        """(users, labels): 1 at the pseudo-label, zeros without a row."""
+        out = np.zeros_like(self.posterior)
+        rows = np.flatnonzero(self.label >= 0)
+        out[rows, self.label[rows]] = 1.0
+        return out
 
 
 def posterior_row(labels: list[str], label: str, confidence: float, votes: dict[str, float]) -> np.ndarray:
@@ -51,7 +59,7 @@ def pseudo_posteriors(targets: pd.DataFrame, users: Sequence[str], taxonomy: Tax
     frame = targets.assign(user_id=targets["user_id"].astype(str))
     for dim in taxonomy.dimensions:
         labels = dim.label_names
-        posterior, weight, has_row = np.zeros((n, len(labels))), np.zeros(n), np.zeros(n, bool)
+        posterior, weight, has_row, code = np.zeros((n, len(labels))), np.zeros(n), np.zeros(n, bool), np.full(n, -1)
         part = frame[frame["dimension"] == dim.name]
         votes = part["votes"] if "votes" in part.columns else pd.Series(None, index=part.index, dtype=object)
         kept = part["kept"] if "kept" in part.columns else pd.Series(True, index=part.index)
@@ -63,8 +71,8 @@ def pseudo_posteriors(targets: pd.DataFrame, users: Sequence[str], taxonomy: Tax
             parsed = json.loads(vote) if isinstance(vote, str) and vote else {}
             posterior[i] = posterior_row(labels, label, confidence, parsed)
             weight[i] = confidence if keep else 0.0
-            has_row[i] = True
-        out[dim.name] = PseudoPosterior(labels, posterior, weight, has_row)
+            has_row[i], code[i] = True, labels.index(label)
+        out[dim.name] = PseudoPosterior(labels, posterior, weight, has_row, code)
     return out
 
 
