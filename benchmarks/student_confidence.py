@@ -45,21 +45,28 @@ def at_choice(matrix: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     return matrix[np.arange(len(chosen)), chosen]
 
 
+def posterior_target(posterior: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    return at_choice(posterior, probs.argmax(1))
+
+
+def fused_target(posterior: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    return at_choice(fused_posterior(posterior, probs), probs.argmax(1))
+
+
 def one_coin_level(posterior: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Fused targets rescaled to a_s from agree = a_s a + (1 - a_s)(1 - a) / (K - 1), a = the aggregator's mean confidence."""
-    k, chosen = posterior.shape[1], probs.argmax(1)
-    accuracy, agree = posterior.max(1).mean(), (posterior.argmax(1) == chosen).mean()
+    k = posterior.shape[1]
+    accuracy, agree = posterior.max(1).mean(), (posterior.argmax(1) == probs.argmax(1)).mean()
     chance = (1 - accuracy) / max(k - 1, 1)
     level = float(np.clip((agree - chance) / max(accuracy - chance, 1e-3), 0.01, 0.99))
-    fused = at_choice(fused_posterior(posterior, probs), chosen)
+    fused = fused_target(posterior, probs)
     return np.clip(fused * level / max(fused.mean(), 1e-6), 0.0, 1.0)
 
 
 TARGETS = {
-    "posterior": lambda posterior, probs: at_choice(posterior, probs.argmax(1)),
-    "fused (shipped)": lambda posterior, probs: at_choice(fused_posterior(posterior, probs), probs.argmax(1)),
-    "midpoint": lambda posterior, probs: 0.5 * (at_choice(posterior, probs.argmax(1))
-                                               + at_choice(fused_posterior(posterior, probs), probs.argmax(1))),
+    "posterior": posterior_target,
+    "fused (shipped)": fused_target,
+    "midpoint": lambda posterior, probs: 0.5 * (posterior_target(posterior, probs) + fused_target(posterior, probs)),
     "one-coin level": one_coin_level,
 }
 
@@ -112,10 +119,10 @@ def measure(run_dir: Path) -> dict[str, float]:
         top, chosen = p[rows].max(1), p[rows].argmax(1)
         for name, target in TARGETS.items():
             designs[name][dim.name] = platt_map(top, target(post.posterior[rows], p[rows]))
-        designs["fused, per label"][dim.name] = platt_map(top, TARGETS["fused (shipped)"](post.posterior[rows], p[rows]), chosen)
+        designs["fused, per label"][dim.name] = platt_map(top, fused_target(post.posterior[rows], p[rows]), chosen)
         every, seen = probs["train"][dim.name], train_posterior[dim.name].has_row
         designs["fused, isotonic on train users"][dim.name] = isotonic_map(
-            every[seen].max(1), TARGETS["fused (shipped)"](train_posterior[dim.name].posterior[seen], every[seen]))
+            every[seen].max(1), fused_target(train_posterior[dim.name].posterior[seen], every[seen]))
         hit, known = gold_hits(p, labels, [gold.get(u, {}).get(dim.name) for u in ids["held"]])
         designs["gold: Platt on validation users"][dim.name] = platt_map(p[known].max(1), hit[known])
         hit, known = gold_hits(probs["train"][dim.name], labels, [gold.get(u, {}).get(dim.name) for u in ids["train"]])

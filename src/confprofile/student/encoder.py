@@ -84,20 +84,20 @@ class LinearHeads:
         import torch
 
         logits = torch.sparse.mm(x, self.weight) + self.bias if x.is_sparse else x @ self.weight + self.bias
-        out, start = {}, 0
-        for dim, k in self.sizes.items():
-            out[dim] = torch.log_softmax(logits[:, start:start + k], dim=1)
-            start += k
-        return out
+        return {dim: torch.log_softmax(logits[:, self.columns(dim)], dim=1) for dim in self.sizes}
+
+    def columns(self, dim: str) -> slice:
+        """Where one dimension's labels sit among the shared weight and bias columns."""
+        names = list(self.sizes)
+        start = sum(self.sizes[name] for name in names[:names.index(dim)])
+        return slice(start, start + self.sizes[dim])
 
     def shift(self, dim: str, offsets: np.ndarray) -> None:
         """Add `offsets` to one dimension's label biases (a prior shift of its softmax)."""
         import torch
 
-        names = list(self.sizes)
-        start = sum(self.sizes[name] for name in names[:names.index(dim)])
         with torch.no_grad():
-            self.bias[start:start + self.sizes[dim]] += torch.as_tensor(offsets, dtype=self.bias.dtype)
+            self.bias[self.columns(dim)] += torch.as_tensor(offsets, dtype=self.bias.dtype)
 
     def state(self) -> dict:
         return {"weight": self.weight.detach().clone(), "bias": self.bias.detach().clone(), "sizes": self.sizes}

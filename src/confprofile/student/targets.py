@@ -28,8 +28,12 @@ class PseudoPosterior:
     labels: list[str]
     posterior: np.ndarray  # (users, labels), rows sum to 1 where has_row
     weight: np.ndarray  # (users,) fit weight
-    has_row: np.ndarray  # (users,) bool: a real pseudo-label exists (kept or not)
     label: np.ndarray  # (users,) the pseudo-label's index, -1 without a row
+
+    @property
+    def has_row(self) -> np.ndarray:
+        """(users,) bool: a real pseudo-label exists (kept or not)."""
+        return self.label >= 0
 
     def one_hot(self) -> np.ndarray:
         """(users, labels): 1 at the pseudo-label, zeros without a row."""
@@ -59,7 +63,7 @@ def pseudo_posteriors(targets: pd.DataFrame, users: Sequence[str], taxonomy: Tax
     frame = targets.assign(user_id=targets["user_id"].astype(str))
     for dim in taxonomy.dimensions:
         labels = dim.label_names
-        posterior, weight, has_row, code = np.zeros((n, len(labels))), np.zeros(n), np.zeros(n, bool), np.full(n, -1)
+        posterior, weight, code = np.zeros((n, len(labels))), np.zeros(n), np.full(n, -1)
         part = frame[frame["dimension"] == dim.name]
         votes = part["votes"] if "votes" in part.columns else pd.Series(None, index=part.index, dtype=object)
         kept = part["kept"] if "kept" in part.columns else pd.Series(True, index=part.index)
@@ -71,8 +75,8 @@ def pseudo_posteriors(targets: pd.DataFrame, users: Sequence[str], taxonomy: Tax
             parsed = json.loads(vote) if isinstance(vote, str) and vote else {}
             posterior[i] = posterior_row(labels, label, confidence, parsed)
             weight[i] = confidence if keep else 0.0
-            has_row[i], code[i] = True, labels.index(label)
-        out[dim.name] = PseudoPosterior(labels, posterior, weight, has_row, code)
+            code[i] = labels.index(label)
+        out[dim.name] = PseudoPosterior(labels, posterior, weight, code)
     return out
 
 
