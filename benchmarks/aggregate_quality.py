@@ -5,10 +5,14 @@ F1 (headline), class-macro F1 and ECE from `confprofile.evaluate` (prints figure
     python benchmarks/aggregate_quality.py                     # synthetic x 3 seeds + blogs + pan19, packaged panel
     python benchmarks/aggregate_quality.py --sets blogs --panel demo
     python benchmarks/aggregate_quality.py --sets simulated    # simulated teachers (tests/teacher_simulator.py)
+    python benchmarks/aggregate_quality.py --known-shares      # + rows given the true label shares
 
 Answers come from `devsets.panel_answers` (one reply cache per set under `--work`: reruns are cheap).
 Gold is read by this evaluation script only; the aggregation never sees it. The best single teacher is
-picked by test F1, as the targets in issue 18 define it (an optimistic baseline).
+picked by test F1, as the targets in issue 18 define it (an optimistic baseline). `--known-shares` adds
+the default and Dawid-Skene given each dimension's true label shares (`label_shares`), counted on the whole
+gold file of a real set (a census of the population, not of the evaluated users) and on the generated users
+of a synthetic one: what a user who knows their population's label shares would get.
 """
 
 from __future__ import annotations
@@ -65,9 +69,10 @@ def measured_accuracy(answers: pd.DataFrame, gold: dict, taxonomy: Taxonomy) -> 
     return out
 
 
-def measure(answers: pd.DataFrame, gold: dict, taxonomy: Taxonomy, calibration: list[str]) -> tuple[dict, list[dict]]:
+def measure(answers: pd.DataFrame, gold: dict, taxonomy: Taxonomy, calibration: list[str],
+            shares: dict | None = None) -> tuple[dict, list[dict]]:
     """({stage: metrics}, [{teacher, dimension, estimated, measured}]) of one answer table; `calibration`:
-    the steps of the '+ calibration' rows."""
+    the steps of the '+ calibration' rows; `shares`: true label shares for the '+ known shares' rows."""
     rows = {}
 
     def score(predictions):
@@ -86,6 +91,10 @@ def measure(answers: pd.DataFrame, gold: dict, taxonomy: Taxonomy, calibration: 
             if method == "weighted" and calibrate:  # the default: its label-free teacher accuracy estimates
                 skills = [dict(s, dimension=row["dimension"]) for row in summary.to_dict("records")
                           for s in row.get("teacher_skills", [])]
+    if shares and "class_balance" in calibration:
+        for method in ("weighted", "dawid_skene"):
+            pseudo, _ = run_aggregation(answers, method=method, calibrate=calibration, taxonomy=taxonomy, label_shares=shares)
+            rows[f"{method} + calibration + known shares"] = score(pseudo)
     measured = measured_accuracy(answers, gold, taxonomy)
     for s in skills:
         s["measured"] = measured.get((s["teacher"], s["dimension"]), float("nan"))
@@ -106,15 +115,19 @@ def mean_se(values: list[float]) -> str:
 def report(title: str, results: list[tuple[dict, list[dict]]]) -> None:
     print(f"\n{title} ({len(results)} run{'s' if len(results) > 1 else ''})")
     stages = [k for k in results[0][0] if all(k in r for r, _ in results)]
-    print(f"{'stage':34} {'F1':>12} {'macro F1':>12} {'ECE':>12}")
+    print(f"{'stage':42} {'F1':>12} {'macro F1':>12} {'ECE':>12}")
     for stage in stages:
         cells = [mean_se([r[stage][m] for r, _ in results]) for m in ("f1", "macro_f1", "ece")]
-        print(f"{stage:34} {cells[0]:>12} {cells[1]:>12} {cells[2]:>12}")
+        print(f"{stage:42} {cells[0]:>12} {cells[1]:>12} {cells[2]:>12}")
     default, best, vote = ("weighted + calibration", "best single teacher", "majority")
-    mean = {s: {m: statistics.mean(r[s][m] for r, _ in results) for m in ("f1", "macro_f1", "ece")} for s in (default, best, vote, "dawid_skene + calibration")}
-    print(f"default - best teacher: F1 {mean[default]['f1'] - mean[best]['f1']:+.3f}, macro {mean[default]['macro_f1'] - mean[best]['macro_f1']:+.3f}; "
-          f"default - majority: F1 {mean[default]['f1'] - mean[vote]['f1']:+.3f}, macro {mean[default]['macro_f1'] - mean[vote]['macro_f1']:+.3f}; "
-          f"default ECE {mean[default]['ece']:.3f}; DS + calibration - majority F1 {mean['dawid_skene + calibration']['f1'] - mean[vote]['f1']:+.3f}")
+    known = f"{default} + known shares"
+    mean = {s: {m: statistics.mean(r[s][m] for r, _ in results) for m in ("f1", "macro_f1", "ece")}
+            for s in (default, best, vote, "dawid_skene + calibration", known) if s in stages}
+    for row in (default, known) if known in mean else (default,):
+        print(f"{row} - best teacher: F1 {mean[row]['f1'] - mean[best]['f1']:+.3f}, macro {mean[row]['macro_f1'] - mean[best]['macro_f1']:+.3f}; "
+              f"- majority: F1 {mean[row]['f1'] - mean[vote]['f1']:+.3f}, macro {mean[row]['macro_f1'] - mean[vote]['macro_f1']:+.3f}; "
+              f"ECE {mean[row]['ece']:.3f}")
+    print(f"DS + calibration - majority F1 {mean['dawid_skene + calibration']['f1'] - mean[vote]['f1']:+.3f}")
     skills = [s for _, sk in results for s in sk if np.isfinite(s["measured"])]
     if skills:
         print(f"{'teacher':16} {'dimension':22} {'estimated':>10} {'measured':>10} {'kappa*':>7} {'majority':>9}")
@@ -135,6 +148,7 @@ def main() -> None:
                          "self-trained: refined with a self-trained head")
     ap.add_argument("--calibrate", nargs="+", default=list(DEFAULT_CALIBRATION),
                     help="the steps of the '+ calibration' rows (default: the aggregate's default)")
+    ap.add_argument("--known-shares", action="store_true", help="add rows given the true label shares (read from gold)")
     args = ap.parse_args()
     teachers = devsets.panel(args.panel)
     print(f"panel {args.panel}: {', '.join(t.name for t in teachers)}; calibration = {' + '.join(args.calibrate)} "
@@ -143,7 +157,11 @@ def main() -> None:
         if name == "simulated":
             report("simulated teachers", [measure(*simulated(3000, seed), args.calibrate) for seed in args.seeds])
             continue
-        results = [measure(*run, args.calibrate) for run in devsets.labelled_runs(name, args, teachers)]
+        results = []
+        for set_name, (users, gold, taxonomy) in devsets.loaded_sets(name, args):
+            answers = devsets.panel_answers(set_name, users, taxonomy, teachers, args.work)
+            shares = devsets.population_shares(set_name, gold, taxonomy, args.datasets) if args.known_shares else None
+            results.append(measure(answers, gold, taxonomy, args.calibrate, shares))
         if results:
             report(name, results)
 

@@ -78,6 +78,18 @@ def load_set(name: str, n_users: int, datasets: Path = DATASETS, split_seed: int
     return users, gold, taxonomy
 
 
+def population_shares(set_name: str, gold: dict, taxonomy: Taxonomy, datasets: Path) -> dict[str, dict[str, float]]:
+    """{dimension: {label: share}} over a population: a real set's whole gold file (not only the sampled
+    users: a census), else `gold` itself (a synthetic set's generated users)."""
+    source = Path(datasets) / set_name / "gold.jsonl"
+    population = load_gold(source, taxonomy) if source.exists() else gold
+    shares = {}
+    for dim in taxonomy.dimension_names:
+        labels = [g[dim] for g in population.values() if dim in g]
+        shares[dim] = {label: labels.count(label) / len(labels) for label in taxonomy.dimension(dim).label_names}
+    return shares
+
+
 def panel_answers(set_name: str, users, taxonomy: Taxonomy, teachers: list[TeacherConfig], work: Path) -> pd.DataFrame:
     """Answers of `teachers` on `users`, through one reply cache per set (`work/<set>/cache.sqlite`):
     a rerun, or a second benchmark on the same set, reads the cache instead of the teachers."""
@@ -107,8 +119,3 @@ def loaded_sets(name: str, args):
         if loaded is not None:
             yield set_name, loaded
 
-
-def labelled_runs(name: str, args, teachers: list[TeacherConfig]):
-    """(answers, gold, taxonomy) of each run of set `name`, answered by `teachers` through the set's reply cache."""
-    for set_name, (users, gold, taxonomy) in loaded_sets(name, args):
-        yield panel_answers(set_name, users, taxonomy, teachers, args.work), gold, taxonomy

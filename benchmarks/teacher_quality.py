@@ -5,6 +5,7 @@ asserts nothing).
     python benchmarks/teacher_quality.py                        # synthetic x 3 seeds + blogs + pan19
     python benchmarks/teacher_quality.py --sets blogs --refine-iterations 10 --refine-anchor 0.9
     python benchmarks/teacher_quality.py --examples benchmarks/label_examples.yaml   # + label examples
+    python benchmarks/teacher_quality.py --sets blogs pan19 --known-shares           # + the true label shares
 
 Answers come from `devsets.panel_answers` (one reply cache per set under `--work`, shared with
 aggregate_quality.py: reruns are cheap). Each teacher alone is scored against gold with
@@ -12,7 +13,9 @@ aggregate_quality.py: reruns are cheap). Each teacher alone is scored against go
 label-prior correction that aggregation applies (`+prior`). The majority class is picked on gold: a
 reference no label-free method could know. With `--examples`, each embedding teacher also answers
 with the set's taxonomy given those label examples (`<name>+examples`; sets the file does not name
-are skipped for that row). Last, each embedding teacher's class-macro F1 averaged over the dimensions of
+are skipped for that row). With `--known-shares`, each teacher's distributions are also restated under
+the true label shares (`label_prior` with `label_shares`: `+known shares`; counted on a real set's whole
+gold file, `devsets.population_shares`): what a teacher told the population's shares answers. Last, each embedding teacher's class-macro F1 averaged over the dimensions of
 the real sets, raw and fitted to the users (the measure of issue 19's refinement target).
 """
 
@@ -27,6 +30,8 @@ import yaml
 
 import devsets
 from confprofile.aggregate import teacher_predictions
+from confprofile.aggregate.base import encode
+from confprofile.aggregate.calibration import LabelPriorCorrection
 from confprofile.evaluate import evaluate
 
 
@@ -51,14 +56,17 @@ def majority(gold: dict, dim: str) -> pd.DataFrame:
     return pd.DataFrame({"user_id": list(gold), "dimension": dim, "label": top, "confidence": labels.count(top) / len(labels)})
 
 
-def measure(answers: pd.DataFrame, gold: dict, taxonomy) -> dict[str, dict[str, dict]]:
-    """{row name: {dimension: {f1, macro_f1, ece}}}."""
+def measure(answers: pd.DataFrame, gold: dict, taxonomy, shares: dict | None = None) -> dict[str, dict[str, dict]]:
+    """{row name: {dimension: {f1, macro_f1, ece}}}; `shares`: true label shares for the `+known shares` rows."""
     rows = {}
     for dim in taxonomy.dimension_names:
         m = evaluate(gold, majority(gold, dim), taxonomy)["dimensions"][dim]
         rows.setdefault("majority class (gold)", {})[dim] = m
-    for calibrate, tag in [((), ""), (("label_prior",), " +prior")]:
-        for teacher, frame in teacher_predictions(answers, calibrate=calibrate, taxonomy=taxonomy).items():
+    variants = [(answers, (), ""), (answers, ("label_prior",), " +prior")]
+    if shares:
+        variants.append((LabelPriorCorrection(label_shares=shares).fit_transform(encode(answers, taxonomy)), (), " +known shares"))
+    for table, calibrate, tag in variants:
+        for teacher, frame in teacher_predictions(table, calibrate=calibrate, taxonomy=taxonomy).items():
             m = evaluate(gold, frame[frame["user_id"].astype(str).isin(gold)], taxonomy)
             rows[f"{teacher}{tag}"] = m["dimensions"]
     return rows
@@ -66,7 +74,7 @@ def measure(answers: pd.DataFrame, gold: dict, taxonomy) -> dict[str, dict[str, 
 
 def report(title: str, results: list[dict], dims: list[str]) -> None:
     print(f"\n{title} ({len(results)} run{'s' if len(results) > 1 else ''}): F1 / class-macro F1 / ECE per dimension")
-    print(f"{'teacher':32} " + " ".join(f"{d[:20]:>22}" for d in dims) + f" {'mean macro':>11}")
+    print(f"{'teacher':40} " + " ".join(f"{d[:20]:>22}" for d in dims) + f" {'mean macro':>11}")
     for name in results[0]:
         cells, macros = [], []
         for d in dims:
@@ -75,7 +83,7 @@ def report(title: str, results: list[dict], dims: list[str]) -> None:
             eces = [v["ece"] for v in values if v["ece"] is not None]
             cells.append(f"{f1:.3f}/{macro:.3f}/" + (f"{statistics.mean(eces):.3f}" if eces else "  -  "))
             macros.append(macro)
-        print(f"{name:32} " + " ".join(f"{c:>22}" for c in cells) + f" {statistics.mean(macros):11.3f}")
+        print(f"{name:40} " + " ".join(f"{c:>22}" for c in cells) + f" {statistics.mean(macros):11.3f}")
 
 
 def main() -> None:
@@ -84,6 +92,7 @@ def main() -> None:
     ap.add_argument("--refine-iterations", type=int, default=10)
     ap.add_argument("--refine-anchor", type=float, default=0.9)
     ap.add_argument("--examples", type=Path, help="YAML of label examples per set: {set: {dimension: {label: [examples]}}}")
+    ap.add_argument("--known-shares", action="store_true", help="add each teacher under the true label shares (read from gold)")
     args = ap.parse_args()
     packaged = devsets.panel("packaged")
     embedding = [t for t in packaged if t.backend == "embedding"]
@@ -97,7 +106,8 @@ def main() -> None:
             answers = devsets.panel_answers(set_name, users, taxonomy, teachers, args.work)
             if name in examples:
                 answers = pd.concat([answers, example_answers(set_name, users, taxonomy, packaged, examples[name], args.work)])
-            runs.append(measure(answers, gold, taxonomy))
+            shares = devsets.population_shares(set_name, gold, taxonomy, args.datasets) if args.known_shares else None
+            runs.append(measure(answers, gold, taxonomy, shares))
             dims = taxonomy.dimension_names
         if runs:
             report(name, runs, dims)

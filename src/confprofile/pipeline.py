@@ -46,6 +46,10 @@ class AggregateConfig(BaseModel):
     # spelled out so that reading a config does not import the aggregation kernels
     calibrate: list[str] = Field(default_factory=lambda: ["label_prior", "confidence", "class_balance", "group_confidence"], description="Calibrators, in order.")
     options: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments for aggregate().")
+    label_shares: str | dict[str, dict[str, float]] | None = Field(
+        None, description="Label shares you know from outside the answers (a census, platform analytics): a YAML path "
+                          "or {dimension: {label: share}}. They replace the label prior estimated from the answers for "
+                          "the dimensions they name (docs/aggregation.md, 'Label shares you know').")
 
 
 class PrivacyConfig(BaseModel):
@@ -170,16 +174,14 @@ class Run:
         return self.dir / name
 
     def fingerprint(self, stage: str, known: dict[str, str] | None = None) -> str:
-        """Hash of the stage's config section, the fingerprints of the stages it reads, the seed and,
-        for `data`, the input files' contents. `known` collects the fingerprints already computed, so
+        """Hash of the stage's config section, the fingerprints of the stages it reads, the seed and the
+        contents of the files the section names (`data`'s inputs, `aggregate`'s label shares). `known` collects the fingerprints already computed, so
         one pass over the stages hashes each stage (and each input file) once."""
         known = {} if known is None else known
         if stage not in known:
             spec = _SPECS[stage]
-            extra = {}
-            if stage == "data":
-                extra = {k: _file_hash(Path(v)) for k, v in self.config.data.model_dump().items()
-                         if isinstance(v, str) and Path(v).is_file()}
+            files = {"data": self.config.data.model_dump(), "aggregate": {"label_shares": self.config.aggregate.label_shares}}
+            extra = {k: _file_hash(Path(v)) for k, v in files.get(stage, {}).items() if isinstance(v, str) and Path(v).is_file()}
             section = json.loads(json.dumps(spec.config(self.config), default=_plain))
             upstream = {name: self.fingerprint(name, known) for name in spec.reads}
             known[stage] = _hash([stage, upstream, section, extra, self.config.seed])

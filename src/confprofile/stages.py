@@ -86,12 +86,15 @@ def run_aggregate(run) -> list[str]:
     import pandas as pd
 
     from confprofile.aggregate import aggregate, teacher_predictions
+    from confprofile.aggregate.known_shares import load_label_shares
     from confprofile.aggregate.pseudo_labels import run_aggregation
 
     taxonomy = _taxonomy(run)
     answers = pd.read_parquet(run.path("answers.parquet"))
     cfg = run.config.aggregate
-    pseudo, summary = run_aggregation(answers, taxonomy=taxonomy, method=cfg.method, calibrate=cfg.calibrate, **cfg.options)
+    shares = load_label_shares(cfg.label_shares, taxonomy) if cfg.label_shares else None
+    pseudo, summary = run_aggregation(answers, taxonomy=taxonomy, method=cfg.method, calibrate=cfg.calibrate,
+                                      label_shares=shares, **cfg.options)
     atomic_write_parquet(run.path("pseudo_labels.parquet"), pseudo)
     atomic_write_json(run.path("aggregate_summary.json"), json.loads(summary.to_json(orient="records")))
     outputs = ["pseudo_labels.parquet", "aggregate_summary.json"]

@@ -32,10 +32,17 @@ CONF_RANGE = (0.001, 0.999)
 
 @CALIBRATORS.register("label_prior")
 class LabelPriorCorrection:
-    """Divide each teacher's label distributions by their mean over users (per dimension), renormalise."""
+    """Divide each teacher's label distributions by their mean over users (per dimension), renormalise.
+
+    `label_shares` ({dimension: {label: share}}, `known_shares`): multiply by them too, so that one
+    teacher alone answers under the known prior. Aggregation leaves it out (it fuses the corrected
+    distributions as likelihoods and applies the prior once, in `class_balance`)."""
 
     stage = "answers"
     used_labels = False
+
+    def __init__(self, label_shares: dict[str, dict[str, float]] | None = None):
+        self.label_shares = label_shares or {}
 
     def fit_transform(self, enc: Encoded) -> Encoded:
         dims = {}
@@ -47,8 +54,10 @@ class LabelPriorCorrection:
             w = len(enc.teachers)
             n = np.bincount(part.teacher[dist], minlength=w)
             mean = dist_matrix(part.teacher[dist], part.probs[dist], np.ones(dist.sum()), w) / np.maximum(n, 1)[:, None]
+            shares = self.label_shares.get(name)
+            target = np.array([shares.get(label, 0.0) for label in part.labels]) if shares else np.ones(part.k)
             probs = part.probs.copy()
-            probs[dist] = normalize_rows(part.probs[dist] / np.maximum(mean[part.teacher[dist]], 1e-12))
+            probs[dist] = prior_shift(part.probs[dist], target, mean[part.teacher[dist]])
             label, conf = part.label.copy(), part.conf.copy()
             label[dist] = decide(probs[dist])
             conf[dist] = probs[dist].max(axis=1)
@@ -177,11 +186,16 @@ class ConfidenceCalibration:
         return enc.with_dims(dims)
 
 
+def prior_shift(posterior: np.ndarray, target: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Posteriors made under the label prior `base`, restated under `target` (Bayes' rule; rows renormalised)."""
+    return normalize_rows(posterior * (target / np.maximum(base, 1e-12)))
+
+
 def em_prior(posterior: np.ndarray, base: np.ndarray, n_iter: int = 100, tol: float = 1e-7) -> np.ndarray:
     """Saerens et al. (2002): the label prior that maximises the likelihood of posteriors made under `base`."""
     prior = base.copy()
     for _ in range(n_iter):
-        new = normalize_rows(posterior * (prior / base)).mean(axis=0)
+        new = prior_shift(posterior, prior, base).mean(axis=0)
         if np.abs(new - prior).max() < tol:
             return new
         prior = new
@@ -207,7 +221,8 @@ def match_marginals(posterior: np.ndarray, target: np.ndarray, n_iter: int = 200
 class ClassBalance:
     """Shift posteriors to the estimated label prior; weight classes so hard labels follow that prior.
 
-    `targets`: {dimension: {label: share}} from config (wins over estimation); `prior`: "mean"
+    `targets`: {dimension: {label: share}} known from outside the answers (`known_shares`; wins over
+    estimation); `prior`: "mean"
     (mean posterior; default) or "em" (Saerens maximum-likelihood re-estimation). Dawid-Skene already
     re-estimates its prior by EM; on vote posteriors, which are not likelihoods, EM collapsed onto the
     majority class (simulated 80/20 truth: minority share 0.07 -> 0.01, while "mean" gave 0.13-0.19).
@@ -233,7 +248,7 @@ class ClassBalance:
         else:
             target = posterior.mean(axis=0)
         target = target / target.sum()
-        shifted = normalize_rows(posterior * (target / base))
+        shifted = prior_shift(posterior, target, base)
         b = match_marginals(shifted, target) if len(shifted) else np.zeros(len(labels))
         self.priors_[name], self.weights_[name] = target, np.exp(b)
         code = decide(np.log(np.maximum(shifted, 1e-12)) + b)

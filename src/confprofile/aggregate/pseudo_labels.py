@@ -16,6 +16,7 @@ from confprofile.aggregate.calibration import CALIBRATORS
 from confprofile.aggregate.dawid_skene import DawidSkene  # noqa: F401  (registers dawid_skene)
 from confprofile.aggregate.reliability import GroupConfidence, TeacherGroups  # noqa: F401  (registers both)
 from confprofile.aggregate.voting import vote_matrix
+from confprofile.errors import InputError
 from confprofile.taxonomy import UNKNOWN, Taxonomy
 
 DEFAULT_CALIBRATION = ("label_prior", "confidence", "class_balance", "group_confidence")
@@ -65,6 +66,7 @@ def run_aggregation(
     calibrator_options: dict[str, dict] | None = None,
     max_rationales: int = 3,
     rationale_chars: int = 600,
+    label_shares: dict[str, dict[str, float]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(pseudo_labels, per-dimension summary: label counts before/after balancing, mean confidence,
     kept share, teacher agreement with the pseudo-label) from a long answers table.
@@ -74,9 +76,17 @@ def run_aggregation(
     confidence for `kept`, one float or {dimension: float} (default 0, keep all: the confidences estimate
     P(correct), so one cut would keep most binary rows and few 11-label ones); taxonomy: fixes label order, other labels
     count as missing; method_options / calibrator_options: keyword arguments for the aggregator /
-    each calibrator (e.g. {"confidence": {"dev_labels": df}}, {"class_balance": {"targets": {...}}}).
+    each calibrator (e.g. {"confidence": {"dev_labels": df}}); label_shares: {dimension: {label: share}}
+    known from outside the answers (`known_shares.load_label_shares`), the prior of `class_balance` and
+    `group_confidence` instead of the one estimated from the answers (needs `class_balance`).
     """
-    options = calibrator_options or {}
+    options = {name: dict(o) for name, o in (calibrator_options or {}).items()}
+    if label_shares:
+        if "class_balance" not in calibrate:
+            raise InputError(None, None, "label_shares", "known label shares need the class_balance calibration step")
+        options.setdefault("class_balance", {})["targets"] = label_shares
+        if "group_confidence" in calibrate:
+            options.setdefault("group_confidence", {})["label_shares"] = label_shares
     calibrators = {name: CALIBRATORS.get(name)(**options.get(name, {})) for name in calibrate}
     enc = encode(answers, taxonomy) if isinstance(answers, pd.DataFrame) else answers
     confidence_step = next((step for step in calibrators.values() if step.stage == "confidence"), None)
@@ -125,6 +135,7 @@ def run_aggregation(
             "teacher_agreement": float(agreement),
             "answered": float((part.label != MISSING).mean()) if len(part.label) else 0.0,
             "fallback": model.fallbacks_.get(name),
+            "prior_source": None if balance is None else ("known" if name in (label_shares or {}) else "estimated"),
             **(reliability_summary(confidence_step, name) if confidence_step is not None else {}),
         })
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)

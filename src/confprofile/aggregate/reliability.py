@@ -20,8 +20,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from confprofile.aggregate.base import Encoded, decide
-from confprofile.aggregate.calibration import CALIBRATORS, ConfidenceCalibration, LabelPriorCorrection
+from confprofile.aggregate.base import Encoded, decide, has_votes
+from confprofile.aggregate.calibration import CALIBRATORS, ConfidenceCalibration, LabelPriorCorrection, prior_shift
 from confprofile.aggregate.voting import WeightedVote, vote_matrix
 
 SAMPLE_USERS = 30_000  # agreement is counted on the first this many users: a kappa from them is exact to ~.01
@@ -176,6 +176,9 @@ class GroupConfidence:
     pulls them towards chance), "prior" sets them to the chosen label's share among the pseudo-labels
     (the accuracy of a guess), "abstain" answers `unknown`. "prior" under-states a good teacher whose
     peers are blind (synthetic seed 0, SmolLM2 blind: ECE .135 against .078 for "flag"), hence "flag".
+    `label_shares`: {dimension: {label: share}} known from outside the answers (`known_shares`): that
+    dimension's posterior is shifted from its mean over the users to them, so confidences are stated
+    under the known prior, as the labels `class_balance` picks with the same shares are.
     After `fit`: `groups_`, `posteriors_`, `knows_nothing_` and `independent_skill_` per dimension, and
     `teacher_skills_` ({dimension: [{teacher, accuracy, users, independent_kappa}]}).
     """
@@ -184,17 +187,25 @@ class GroupConfidence:
     used_labels = False
 
     def __init__(self, groups: list[list[str]] | None = None, same_model: bool = True, max_agreement: float = 0.97,
-                 method: str = "isotonic", min_skill: float = 0.05, when_blind: str = "flag"):
+                 method: str = "isotonic", min_skill: float = 0.05, when_blind: str = "flag",
+                 label_shares: dict[str, dict[str, float]] | None = None):
         if when_blind not in ("flag", "prior", "abstain"):
             raise ValueError(f"when_blind must be 'flag', 'prior' or 'abstain', not {when_blind!r}")
         self.grouping = TeacherGroups(groups, same_model=same_model, max_agreement=max_agreement)
         self.method, self.min_skill, self.when_blind = method, min_skill, when_blind
+        self.label_shares = label_shares or {}
 
     def fit(self, enc: Encoded) -> "GroupConfidence":
         grouped = self.grouping.fit_transform(LabelPriorCorrection().fit_transform(enc))
         grouped = ConfidenceCalibration(self.method).fit_transform(grouped)
         self.groups_ = self.grouping.groups_
         self.posteriors_ = WeightedVote(weights="log_odds").fit(grouped).posteriors_
+        for name, shares in self.label_shares.items():
+            post = self.posteriors_.get(name, np.zeros((0, 0)))
+            voted = has_votes(post)
+            if voted.any():
+                target = np.array([shares.get(label, 0.0) for label in grouped.dims[name].labels])
+                post[voted] = prior_shift(post[voted], target, post[voted].mean(axis=0))
         self.teacher_skills_, self.independent_skill_, self.knows_nothing_ = {}, {}, {}
         for name, part in grouped.dims.items():
             labels = label_matrix(part, grouped.n_users, len(grouped.teachers))  # once per dimension, for both
