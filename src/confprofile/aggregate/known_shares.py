@@ -18,15 +18,14 @@ from confprofile.taxonomy import Taxonomy
 LabelShares = dict[str, dict[str, float]]  # dimension -> label -> share (each dimension sums to 1)
 
 
-def load_label_shares(source: str | Path | dict, taxonomy: Taxonomy, where: str | Path | None = None) -> LabelShares:
+def load_label_shares(source: str | Path | dict, taxonomy: Taxonomy) -> LabelShares:
     """{dimension: {label: share}} from a YAML path or an inline mapping, each dimension normalised to sum 1.
 
     A named dimension needs a share for every one of its labels (0 forbids a label); dimensions not named
     keep the prior estimated from the answers. Labels are normalised like answers ("Male" -> male).
     InputError names the file and the field (`label_shares.<dimension>.<label>`)."""
-    path = Path(source) if isinstance(source, (str, Path)) else None
-    raw = read_yaml(path) if path else source
-    where = path or where
+    where = Path(source) if isinstance(source, (str, Path)) else None  # None: an inline mapping from a config
+    raw = read_yaml(where) if where else source
     if not isinstance(raw, dict) or not raw:
         raise InputError(where, None, "label_shares", "expected a mapping {dimension: {label: share}}")
     shares: LabelShares = {}
