@@ -63,6 +63,7 @@ def test_shares_are_normalised_and_labels_read_like_answers():
     ({"x": {"a": 1}}, "label_shares.x", "not a dimension"),
     ({"e": {"male": 1, "robot": 1}}, "label_shares.e.robot", "not a label"),
     ({"e": {"male": -0.5, "female": 1}}, "label_shares.e.male", ">= 0"),
+    ({"d": {1317: 1, "d_0": 1, "d_1": 1, "d_2": 1}}, "label_shares.d.1317", "quote labels"),
     ({"e": {"male": "lots", "female": 1}}, "label_shares.e.male", ">= 0"),
     ({"e": {"male": 1}}, "label_shares.e", "'female'"),
     ({"e": {"male": 0, "female": 0}}, "label_shares.e", "sum to 0"),

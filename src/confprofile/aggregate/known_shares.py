@@ -39,7 +39,8 @@ def load_label_shares(source: str | Path | dict, taxonomy: Taxonomy) -> LabelSha
         for label, share in given.items():
             name = taxonomy.normalize(dim, label)
             if name is None or name not in taxonomy.dimension(dim).label_names:
-                raise InputError(where, None, f"{field}.{label}", f"{label!r} is not a label of {dim}")
+                hint = " (quote labels that YAML reads as numbers: \"13_17\")" if isinstance(label, (int, float)) else ""
+                raise InputError(where, None, f"{field}.{label}", f"{label!r} is not a label of {dim}{hint}")
             if isinstance(share, bool) or not isinstance(share, (int, float)) or not share >= 0:
                 raise InputError(where, None, f"{field}.{label}", f"a share is a number >= 0, not {share!r}")
             values[name] = values.get(name, 0.0) + float(share)
