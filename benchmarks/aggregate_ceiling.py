@@ -32,8 +32,9 @@ from confprofile.aggregate.reliability import GroupConfidence
 LAMBDAS = np.linspace(0, 5, 101)
 
 
-def posteriors(answers, taxonomy) -> dict[str, dict]:
-    """{name: {dimension: (users, K) posterior}}: the default's vote over calibrated answers, and group_confidence's."""
+def posteriors(answers, taxonomy) -> tuple[dict[str, dict], np.ndarray]:
+    """({name: {dimension: (users, K) posterior}}, user ids of the rows): the default's vote over calibrated
+    answers, and group_confidence's."""
     enc = encode(answers, taxonomy)
     calibrated = ConfidenceCalibration().fit_transform(LabelPriorCorrection().fit_transform(enc))
     return {"weighted (the default's labels)": AGGREGATORS.get("weighted")(taxonomy).fit(calibrated).posteriors_,

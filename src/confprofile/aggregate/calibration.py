@@ -55,7 +55,7 @@ class LabelPriorCorrection:
             n = np.bincount(part.teacher[dist], minlength=w)
             mean = dist_matrix(part.teacher[dist], part.probs[dist], np.ones(dist.sum()), w) / np.maximum(n, 1)[:, None]
             shares = self.label_shares.get(name)
-            target = np.array([shares.get(label, 0.0) for label in part.labels]) if shares else np.ones(part.k)
+            target = share_vector(shares, part.labels) if shares else np.ones(part.k)
             probs = part.probs.copy()
             probs[dist] = prior_shift(part.probs[dist], target, mean[part.teacher[dist]])
             label, conf = part.label.copy(), part.conf.copy()
@@ -186,6 +186,11 @@ class ConfidenceCalibration:
         return enc.with_dims(dims)
 
 
+def share_vector(shares: dict[str, float], labels: list[str]) -> np.ndarray:
+    """A {label: share} mapping as a vector in the dimension's label order (a label not named: 0)."""
+    return np.array([float(shares.get(label, 0.0)) for label in labels])
+
+
 def prior_shift(posterior: np.ndarray, target: np.ndarray, base: np.ndarray) -> np.ndarray:
     """Posteriors made under the label prior `base`, restated under `target` (Bayes' rule; rows renormalised)."""
     return normalize_rows(posterior * (target / np.maximum(base, 1e-12)))
@@ -242,7 +247,7 @@ class ClassBalance:
     def fit_transform(self, name: str, labels: list[str], posterior: np.ndarray, base: np.ndarray):
         """(label codes, confidence) for the rows of `posterior` (all with votes)."""
         if name in self.targets:
-            target = np.array([float(self.targets[name].get(label, 0.0)) for label in labels])
+            target = share_vector(self.targets[name], labels)
         elif self.prior == "em":
             target = em_prior(posterior, base)
         else:

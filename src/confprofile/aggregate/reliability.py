@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from confprofile.aggregate.base import Encoded, decide, has_votes
-from confprofile.aggregate.calibration import CALIBRATORS, ConfidenceCalibration, LabelPriorCorrection, prior_shift
+from confprofile.aggregate.calibration import CALIBRATORS, ConfidenceCalibration, LabelPriorCorrection, prior_shift, share_vector
 from confprofile.aggregate.voting import WeightedVote, vote_matrix
 
 SAMPLE_USERS = 30_000  # agreement is counted on the first this many users: a kappa from them is exact to ~.01
@@ -204,7 +204,7 @@ class GroupConfidence:
             post = self.posteriors_.get(name, np.zeros((0, 0)))
             voted = has_votes(post)
             if voted.any():
-                target = np.array([shares.get(label, 0.0) for label in grouped.dims[name].labels])
+                target = share_vector(shares, grouped.dims[name].labels)
                 post[voted] = prior_shift(post[voted], target, post[voted].mean(axis=0))
         self.teacher_skills_, self.independent_skill_, self.knows_nothing_ = {}, {}, {}
         for name, part in grouped.dims.items():

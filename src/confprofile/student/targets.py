@@ -38,7 +38,7 @@ class PseudoPosterior:
     def one_hot(self) -> np.ndarray:
         """(users, labels): 1 at the pseudo-label, zeros without a row."""
         out = np.zeros_like(self.posterior)
-        rows = np.flatnonzero(self.label >= 0)
+        rows = np.flatnonzero(self.has_row)
         out[rows, self.label[rows]] = 1.0
         return out
 
